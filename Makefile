@@ -1,0 +1,49 @@
+# otlib: `make reproduce` runs every notebook (quick profile on CPU); `make test` runs the whole suite.
+# Both create .venv if missing and install the pinned set first. PROFILE=full runs the GPU profile.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= quick
+ONLY    ?=
+PY      := $(VENV)/bin/python
+EXTRAS  := peers$(if $(filter full,$(PROFILE)),$(comma)gpu,)
+comma   := ,
+
+# The official benchmark files: ../shared/w2bench (developers and CI) when present, else the loader
+# downloads them into data/w2bench/ (checksummed). An explicit OTLIB_DATA_DIR always wins.
+SHARED_W2 := $(abspath ../shared/w2bench/Mix3toMix10)
+ifeq ($(origin OTLIB_DATA_DIR), undefined)
+ifneq ($(wildcard $(SHARED_W2)/2_v1.pt),)
+export OTLIB_DATA_DIR := $(SHARED_W2)
+endif
+endif
+
+.PHONY: install reproduce test notebooks lab clean
+
+$(VENV)/.installed-$(EXTRAS): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(VENV)/.installed-$(EXTRAS)
+
+reproduce: install
+	$(PY) -m otlib.reproduce --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)
+
+# Library tests, then nbval over the committed notebooks (quick profile, CPU). OTLIB_PROFILE=quick makes a
+# notebook committed with other parameters fail at once (the canary); TQDM_DISABLE keeps nbval output quiet.
+test: install
+	OTLIB_PROFILE=quick TQDM_DISABLE=1 JAX_PLATFORMS=$${JAX_PLATFORMS:-cpu} \
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=15
+
+# Re-run the quick profile and store the outputs in the committed notebooks.
+notebooks: install
+	$(PY) -m otlib.reproduce --profile quick --store $(if $(ONLY),--only $(ONLY),)
+
+lab: install
+	$(PY) -m jupyter lab notebooks/
+
+clean:
+	rm -rf results/ .pytest_cache/

@@ -1,0 +1,1 @@
+"""otlib: a JAX companion library to neural optimal-transport papers."""

@@ -1,0 +1,89 @@
+"""Plain networks shared by the methods (Flax Linen modules, applied as pure functions).
+
+Linen keeps parameters as ordinary pytrees, so a whole training state can be ``vmap``-ed over seeds and
+carried through ``lax.scan`` by the driver. Potential-specific networks live next to their paper:
+the ICNN in :mod:`otlib.icnn`, Amos's potential MLP and amortization model below.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+__all__ = ["MLP", "PotentialMLP", "InitNN", "activation"]
+
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "elu": nn.elu, "relu": nn.relu, "gelu": nn.gelu, "silu": nn.silu, "softplus": nn.softplus,
+    "leaky_relu_0.2": lambda x: nn.leaky_relu(x, 0.2), "leaky_relu_0.01": lambda x: nn.leaky_relu(x, 0.01),
+    "celu": nn.celu, "tanh": jnp.tanh,
+}
+
+
+def activation(name: str) -> Callable[[jax.Array], jax.Array]:
+    """An activation by name (``elu``, ``relu``, ``gelu``, ``leaky_relu_0.2``, ...)."""
+    try:
+        return _ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}") from None
+
+
+class MLP(nn.Module):
+    """Dense layers with an activation between them; the last width is the output width.
+
+    ``MLP((128, 128, 1))`` is OTT-JAX's default ENOT potential shape (outputs are squeezed when the last
+    width is 1, so a potential maps ``(..., d) -> (...)``).
+    """
+
+    features: Sequence[int]
+    act: str = "elu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = activation(self.act)
+        for width in self.features[:-1]:
+            x = act(nn.Dense(width)(x))
+        x = nn.Dense(self.features[-1])(x)
+        return x[..., 0] if self.features[-1] == 1 else x
+
+
+class PotentialMLP(nn.Module):
+    """Amos's non-convex potential "NN" (w2ot §3, ``PotentialNN``): ``(..., D) -> (...)``.
+
+    ``f(x) = act(Dense_1(MLP(x))) + 1/2 exp(log_alpha) ||x||^2`` with ``MLP`` = Dense+act layers of the
+    given widths and ``log_alpha`` a learned scalar starting at 0, so ``grad f`` is near the identity.
+    """
+
+    widths: Sequence[int]
+    act: str = "elu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = activation(self.act)
+        z = x
+        for width in self.widths:
+            z = act(nn.Dense(width)(z))
+        log_alpha = self.param("log_alpha", nn.initializers.zeros, ())
+        return act(nn.Dense(1)(z))[..., 0] + 0.5 * jnp.exp(log_alpha) * jnp.sum(x * x, axis=-1)
+
+
+class InitNN(nn.Module):
+    """Amos's amortization model H (w2ot §3, ``InitNN``): the residual map ``y -> y + Dense_D(MLP(y))``.
+
+    It predicts the conjugate's argmin ``x_hat(y) = grad f*(y)``. The last layer starts at zero, so
+    H starts at the identity exactly (the reference code reaches it by pretraining).
+    """
+
+    widths: Sequence[int]
+    act: str = "elu"
+
+    @nn.compact
+    def __call__(self, y: jax.Array) -> jax.Array:
+        act = activation(self.act)
+        z = y
+        for width in self.widths:
+            z = act(nn.Dense(width)(z))
+        zeros = nn.initializers.zeros
+        return y + nn.Dense(y.shape[-1], kernel_init=zeros, bias_init=zeros)(z)

@@ -1,0 +1,238 @@
+"""The one driver: any :class:`~otlib.method.Method`, seeds vmapped, steps scanned, runs resumable.
+
+``train(method, key, num_steps, num_seeds=...)`` does, in order:
+
+1. split ``key`` into one init key and one training key per seed and ``vmap`` ``method.init``;
+2. run the steps in chunks; each chunk is one compiled ``jax.lax.scan`` over ``vmap(method.step)``,
+   so Python is out of the hot loop and a table cell's 5 to 10 seeds cost about one run on a GPU.
+   The key of step ``t`` of a seed is ``fold_in(seed_key, t)``: a run resumed at any chunk boundary
+   draws exactly the batches of an uninterrupted one;
+3. watch ``metrics["loss"]`` of every seed at every step: once it is NaN or above
+   ``divergence_threshold`` (1e5, Amos 2023's rule) in magnitude, that seed is frozen at its last good
+   state and reported as diverged (tables print ">100"); the others go on, and the run never raises;
+4. between chunks: update a progress bar, evaluate (``vmap(method.evaluate)``) every ``eval_every``
+   steps, and write a checkpoint atomically (:mod:`otlib.checkpoint`) when a path is given. A call
+   with the same checkpoint path resumes from it; ``until`` stops early at a step (a time budget, or a
+   simulated interruption in tests).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from otlib import checkpoint as ckpt
+from otlib.method import Method
+from otlib.progress import progress_bar
+
+__all__ = ["train", "RunResult", "DIVERGENCE_THRESHOLD"]
+
+DIVERGENCE_THRESHOLD = 1e5
+"""|loss| above this (or NaN) ends a seed as diverged (Amos 2023, w2ot ``run_train``)."""
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a run returns. Arrays with a seed axis have it first for states, last for logs.
+
+    Attributes:
+      method: the method's name.
+      state: the final training states, stacked over seeds (leading axis ``num_seeds``).
+      steps: steps completed (``num_steps`` unless stopped by ``until`` or all seeds diverged).
+      num_steps: steps asked for.
+      history: ``{"step": (L,), name: (L, num_seeds)}``: each metric averaged over each chunk.
+      evals: ``{"step": (E,), name: (E, num_seeds)}``: the evaluations between chunks.
+      diverged: ``(num_seeds,)`` booleans; ``diverged_at``: the step it happened (-1 if not).
+      compile_s: time spent compiling; ``train_s``: time spent running steps (compilation excluded).
+    """
+
+    method: str
+    state: Any
+    steps: int
+    num_steps: int
+    history: dict[str, np.ndarray]
+    evals: dict[str, np.ndarray]
+    diverged: np.ndarray
+    diverged_at: np.ndarray
+    compile_s: float
+    train_s: float
+
+    @property
+    def num_seeds(self) -> int:
+        return int(self.diverged.shape[0])
+
+    @property
+    def steps_per_s(self) -> float:
+        """Training steps per second of wall time (all seeds advance together; compilation excluded)."""
+        return self.steps / self.train_s if self.train_s > 0 else float("nan")
+
+    @property
+    def finished(self) -> bool:
+        return self.steps >= self.num_steps or bool(self.diverged.all())
+
+    def final(self, name: str) -> np.ndarray:
+        """The last evaluation of ``name`` per seed, NaN for diverged seeds."""
+        if name not in self.evals:
+            raise KeyError(f"no evaluation named {name!r}; evaluated: {sorted(k for k in self.evals if k != 'step')}")
+        values = np.asarray(self.evals[name][-1], dtype=float).copy()
+        values[self.diverged] = np.nan
+        return values
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready record (for result tables)."""
+        out: dict[str, Any] = {
+            "method": self.method, "steps": self.steps, "num_steps": self.num_steps,
+            "num_seeds": self.num_seeds, "diverged": self.diverged.tolist(),
+            "compile_s": round(self.compile_s, 3), "train_s": round(self.train_s, 3),
+            "steps_per_s": round(self.steps_per_s, 3),
+        }
+        for name in self.evals:
+            if name != "step" and len(self.evals[name]):
+                out[f"final_{name}"] = [None if math.isnan(v) else float(v) for v in self.final(name)]
+        return out
+
+
+def _chunk_fn(method: Method, threshold: float):
+    """One chunk: ``scan`` over steps of ``vmap(step)`` with per-seed divergence freezing."""
+    vstep = jax.vmap(method.step)
+
+    def chunk(carry, train_keys, steps):
+        def body(carry, t):
+            state, alive, diverged_at = carry
+            keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(train_keys)
+            new_state, metrics = vstep(state, keys)
+            loss = metrics["loss"]
+            bad = ~jnp.isfinite(loss) | (jnp.abs(loss) > threshold)
+            keep = alive & ~bad
+
+            def select(new, old):
+                mask = keep.reshape(keep.shape + (1,) * (new.ndim - 1))
+                return jnp.where(mask, new, old)
+
+            state = jax.tree.map(select, new_state, state)
+            diverged_at = jnp.where(alive & bad, t, diverged_at)
+            metrics = {k: jnp.where(alive, v, jnp.nan) for k, v in metrics.items()}
+            return (state, keep, diverged_at), metrics
+
+        carry, metrics = jax.lax.scan(body, carry, steps)
+        means = {k: jnp.nanmean(v, axis=0) for k, v in metrics.items()}
+        return carry, means
+
+    return chunk
+
+
+def _stack_logs(rows: list[dict[str, np.ndarray]], steps: list[int]) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {"step": np.asarray(steps, dtype=np.int64)}
+    for name in (rows[0] if rows else {}):
+        out[name] = np.stack([np.asarray(r[name], dtype=np.float64) for r in rows])
+    return out
+
+
+def train(method: Method, key: jax.Array, num_steps: int, *, num_seeds: int = 1, chunk_size: int = 1000,
+          eval_every: Optional[int] = None, checkpoint: Optional[str | Path] = None,
+          until: Optional[int] = None, progress: bool = True,
+          divergence_threshold: float = DIVERGENCE_THRESHOLD) -> RunResult:
+    """Train ``num_seeds`` independent copies of ``method`` for ``num_steps`` steps (see module doc).
+
+    Args:
+      method: the method record.
+      key: the run's PRNG key (``jax.random.key(seed)``); seed ``i`` uses ``split(key, num_seeds)[i]``.
+      num_steps: total steps.
+      num_seeds: seeds trained at once with ``vmap``.
+      chunk_size: steps per compiled ``scan`` (and per progress-bar update and checkpoint).
+      eval_every: evaluate every this many steps (rounded to chunk ends) and always at the end;
+        ``None`` evaluates only at the end. Ignored when the method has no ``evaluate``.
+      checkpoint: a file path; the state is written there atomically after every chunk and a later
+        call with the same path resumes from it (a finished run is returned at once).
+      until: stop after this step (a chunk boundary is forced there); resume later from ``checkpoint``.
+      progress: draw a progress bar (quiet under ``TQDM_DISABLE=1``).
+      divergence_threshold: |loss| above this, or NaN, freezes a seed as diverged.
+    """
+    if num_steps < 1 or num_seeds < 1 or chunk_size < 1:
+        raise ValueError(f"num_steps, num_seeds and chunk_size must be >= 1, got {num_steps}, {num_seeds}, {chunk_size}")
+    if eval_every is not None:
+        chunk_size = min(chunk_size, eval_every)
+    stop = num_steps if until is None else min(int(until), num_steps)
+
+    init_key, train_key, eval_key = jax.random.split(key, 3)
+    train_keys = jax.random.split(train_key, num_seeds)
+    states = jax.jit(jax.vmap(method.init))(jax.random.split(init_key, num_seeds))
+    carry = (states, jnp.ones(num_seeds, bool), jnp.full(num_seeds, -1, jnp.int32))
+
+    history_rows: list[dict[str, np.ndarray]] = []
+    history_steps: list[int] = []
+    eval_rows: list[dict[str, np.ndarray]] = []
+    eval_steps: list[int] = []
+    step = 0
+    fingerprint = json.dumps({"method": method.name, "config": repr(method.config), "num_steps": num_steps,
+                              "num_seeds": num_seeds, "key": np.asarray(jax.random.key_data(key)).tolist()})
+    if checkpoint is not None and Path(checkpoint).exists():
+        carry, extra = ckpt.restore(checkpoint, carry, fingerprint)
+        step = int(extra["step"])
+        history_rows, history_steps = extra["history_rows"], extra["history_steps"]
+        eval_rows, eval_steps = extra["eval_rows"], extra["eval_steps"]
+
+    # Donating the carry lets XLA update the state in place; the CPU backend cannot and would warn.
+    donate = (0,) if jax.default_backend() != "cpu" else ()
+    chunk = jax.jit(_chunk_fn(method, divergence_threshold), donate_argnums=donate)
+    evaluate = None
+    if method.evaluate is not None:
+        evaluate = jax.jit(lambda s, k: jax.vmap(method.evaluate)(s, jax.random.split(k, num_seeds)))
+
+    compiled: dict[int, Any] = {}
+    compile_s = train_s = 0.0
+
+    def run_chunk(carry, start: int, length: int):
+        nonlocal compile_s, train_s
+        steps = jnp.arange(start, start + length, dtype=jnp.int32)
+        if length not in compiled:
+            t0 = time.perf_counter()
+            compiled[length] = chunk.lower(carry, train_keys, steps).compile()
+            compile_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        carry, means = compiled[length](carry, train_keys, steps)
+        means = jax.device_get(means)
+        train_s += time.perf_counter() - t0
+        return carry, means
+
+    def run_eval(carry, at: int):
+        nonlocal compile_s
+        t0 = time.perf_counter()
+        values = jax.device_get(evaluate(carry[0], jax.random.fold_in(eval_key, at)))
+        compile_s += time.perf_counter() - t0  # evaluation is not training time
+        eval_rows.append({k: np.asarray(v) for k, v in values.items()})
+        eval_steps.append(at)
+
+    with progress_bar(total=stop, desc=method.name, disable=not progress, initial=step) as bar:
+        while step < stop and bool(np.asarray(carry[1]).any()):
+            length = min(chunk_size, stop - step)
+            if eval_every is not None:
+                length = min(length, eval_every - step % eval_every)
+            carry, means = run_chunk(carry, step, length)
+            step += length
+            history_rows.append({k: np.asarray(v) for k, v in means.items()})
+            history_steps.append(step)
+            if evaluate is not None and ((eval_every is not None and step % eval_every == 0) or step == num_steps):
+                run_eval(carry, step)
+            if checkpoint is not None:
+                ckpt.save(checkpoint, carry, fingerprint, step=step, history_rows=history_rows,
+                          history_steps=history_steps, eval_rows=eval_rows, eval_steps=eval_steps)
+            bar.update(length)
+            loss = np.nanmean(means["loss"]) if np.isfinite(means["loss"]).any() else float("nan")
+            bar.set_postfix(loss=f"{loss:.4g}", alive=f"{int(np.asarray(carry[1]).sum())}/{num_seeds}")
+
+    if evaluate is not None and (not eval_steps or eval_steps[-1] != step):
+        run_eval(carry, step)
+    alive, diverged_at = jax.device_get(carry[1:])
+    return RunResult(method=method.name, state=carry[0], steps=step, num_steps=num_steps,
+                     history=_stack_logs(history_rows, history_steps), evals=_stack_logs(eval_rows, eval_steps),
+                     diverged=~np.asarray(alive), diverged_at=np.asarray(diverged_at),
+                     compile_s=compile_s, train_s=train_s)
