@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Optional
 
 import matplotlib
+import matplotlib.ticker
 
 from otlib.io import atomic_write_bytes
 from otlib.paths import figures_dir
 
-__all__ = ["style", "savefig", "figure_paths"]
+__all__ = ["style", "savefig", "figure_paths", "uvp_against_dim", "transport_arrows"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
@@ -70,3 +71,35 @@ def savefig(fig, name: str, *, notebook: Optional[str] = None, profile: Optional
         fig.savefig(buffer, **kwargs)
         atomic_write_bytes(path, buffer.getvalue())
     return pdf, png
+
+
+def uvp_against_dim(ax, dims, mean, std=None, *, label: str, published: Optional[dict] = None, color=None,
+                    marker: str = "o") -> None:
+    """L2-UVP (%) against D on log-log axes: ours as a line with error bars, the paper's as hollow markers."""
+    line = ax.errorbar(dims, mean, yerr=std, marker=marker, ms=4, capsize=2, label=label, color=color)
+    if published:
+        d_pub = [d for d in dims if d in published]
+        ax.plot(d_pub, [published[d] for d in d_pub], ls="none", marker="D", ms=6, mfc="none",
+                color=line.lines[0].get_color(), label=f"{label} (published)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(list(dims), [str(d) for d in dims])
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
+    ax.set_xlabel("dimension D")
+    ax.set_ylabel("L2-UVP (%)")
+
+
+def transport_arrows(ax, x, y, *, source_label: str = "source", target_label: str = "pushed",
+                     max_arrows: int = 200, s: float = 3.0) -> None:
+    """2D samples ``x`` and their images ``y``, joined by thin lines for the first ``max_arrows`` pairs."""
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    x, y = np.asarray(x), np.asarray(y)
+    k = min(max_arrows, len(x))
+    ax.add_collection(LineCollection(np.stack([x[:k], y[:k]], axis=1), colors="0.6", linewidths=0.4, zorder=1))
+    ax.scatter(*x.T, s=s, label=source_label, zorder=2)
+    ax.scatter(*y.T, s=s, label=target_label, zorder=2)
+    ax.set_aspect("equal")

@@ -1,0 +1,16 @@
+"""Korotin et al. (2021) continuous Wasserstein-2 benchmark, HD pairs "Mix3toMix10", torch-free in JAX.
+
+Digest: ``shared/papers/w2bench.md``. ``hd(D)`` gives the pair (P = Mix3, Q = T*#P) with its ground-truth
+map; :mod:`otlib.w2bench.metrics` the L2-UVP / cos metrics and the identity / linear baselines.
+"""
+
+from __future__ import annotations
+
+from otlib.w2bench.dense_icnn import load_dense_icnn
+from otlib.w2bench.files import DIMS
+from otlib.w2bench.hd import HDBenchmark, hd
+from otlib.w2bench.metrics import (PUBLISHED, apply_linear_map, cos_similarity, identity_l2_uvp, l2_uvp,
+                                   l2_uvp_inverse, linear_l2_uvp, linear_map)
+
+__all__ = ["hd", "HDBenchmark", "load_dense_icnn", "l2_uvp", "l2_uvp_inverse", "cos_similarity", "linear_map",
+           "apply_linear_map", "identity_l2_uvp", "linear_l2_uvp", "PUBLISHED", "DIMS"]

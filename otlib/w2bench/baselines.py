@@ -1,0 +1,45 @@
+"""The benchmark's baseline rows: identity and linear (Bures) maps, forward L2-UVP per D over seeds.
+
+Korotin et al. (2021), HD table rows ⌊ID⌉ and ⌊L⌉ (digest §3.3, §5.1). One function serves the
+``python -m otlib.w2bench baselines`` command and the ``w2_benchmark_baselines`` notebook.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import jax
+import numpy as np
+import pandas as pd
+
+from otlib.progress import progress_bar
+from otlib.w2bench.hd import hd
+from otlib.w2bench.metrics import DEFAULT_N, PUBLISHED, identity_l2_uvp, linear_l2_uvp
+
+__all__ = ["baseline_table"]
+
+
+def baseline_table(dims: Iterable[int], *, seeds: int = 3, n: int = DEFAULT_N, key: Optional[jax.Array] = None,
+                   data_dir: Optional[str] = None, progress: bool = True) -> pd.DataFrame:
+    """Identity and linear forward L2-UVP % per D: mean and std over ``seeds`` keys, next to the paper.
+
+    Seed ``i`` uses ``fold_in(key, i)`` (``key`` defaults to ``jax.random.key(0)``) for both the moment
+    fit of the linear map and the ``n`` evaluation samples. Returns one row per D with columns
+    ``identity``, ``identity_std``, ``identity_paper``, ``linear``, ``linear_std``, ``linear_paper``.
+    """
+    key = jax.random.key(0) if key is None else key
+    dims = list(dims)
+    rows = []
+    with progress_bar(total=len(dims) * seeds, desc="baselines", disable=not progress) as bar:
+        for d in dims:
+            bench = hd(d, data_dir=data_dir)
+            ident, lin = [], []
+            for seed in range(seeds):
+                key_id, key_lin = jax.random.split(jax.random.fold_in(key, seed))
+                ident.append(identity_l2_uvp(bench, key_id, n))
+                lin.append(linear_l2_uvp(bench, key_lin, n, n_fit=n))
+                bar.update()
+            rows.append({"D": d, "identity": np.mean(ident), "identity_std": np.std(ident),
+                         "identity_paper": PUBLISHED[d]["identity"], "linear": np.mean(lin),
+                         "linear_std": np.std(lin), "linear_paper": PUBLISHED[d]["linear"]})
+    return pd.DataFrame(rows).set_index("D")
