@@ -19,6 +19,10 @@ __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "sha256_fi
            "download", "ChecksumError"]
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class ChecksumError(RuntimeError):
     """A file's digest differs from the pinned one."""
 
@@ -37,6 +41,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -117,6 +122,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, gi
         if not ok:
             raise ChecksumError(f"download of {url} for {dest.name} does not match its pinned digest: "
                                 f"expected {want}, got {got}. Nothing was saved.")
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
