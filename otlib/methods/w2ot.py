@@ -1,0 +1,320 @@
+"""W2OT: dual W2 potentials with amortized, fine-tuned conjugates (Amos 2023, Alg. 1; w2ot §2) as a Method.
+
+Learn a potential f_theta on the source alpha whose gradient is the Monge map, T = grad f, by
+minimising the Kantorovich dual with the squared Euclidean cost in its correlation form,
+
+    L(theta) = E_{x~alpha} f(x) + E_{y~beta} f*(y),    f*(y) = -min_x f(x) - <x, y>.
+
+Each step (one jitted update of both networks from one summed loss):
+
+1. predict the conjugate's argmin x0 = H_phi(y) with the amortization model (:class:`otlib.nets.InitNN`);
+2. fine-tune it with a conjugate solver warm-started at x0 (:mod:`otlib.conjugate`), or keep x0;
+3. with x_hat = sg(argmin) (Danskin/envelope theorem: no derivative through the solver), the dual loss
+   is mean f(X) + mean(<x_hat, Y> - f(x_hat));
+4. add the amortization loss of the table row (:mod:`otlib.amortization`) and take one AdamW step on
+   (theta, phi).
+
+``init`` pretrains f so that grad f = id on a box (w2ot §3 "Initialisation"); H starts at the identity by
+construction (its last layer is zero), which is what the reference code's pretraining of H reaches.
+Both happen inside ``init`` (a ``lax.while_loop``), so the driver's vmapped init does it per seed.
+
+``dim`` only enters through the data: the networks' widths default to the benchmark rule
+``[2b, 2b, b], b = max(D, 32)`` and the cycle weight to D.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from otlib import amortization, conjugate
+from otlib.conjugate import ConjugateResult, ConjugateSolver
+from otlib.icnn import ICNN, hd_widths
+from otlib.method import Method, Sampler
+from otlib.nets import InitNN, PotentialMLP
+
+__all__ = ["W2OTConfig", "W2OTState", "POTENTIALS", "w2ot", "networks", "potential", "transport", "amortize",
+           "inverse", "dual_loss", "hd_evaluate", "finetune_solver", "eval_solver"]
+
+Params = Any
+
+POTENTIALS: dict[str, type[nn.Module]] = {"icnn": ICNN, "nn": PotentialMLP}
+"""Potential models by the reference code's names (w2ot §3): convex ICNN, or the non-convex MLP "NN"."""
+
+
+@dataclasses.dataclass(frozen=True)
+class W2OTConfig:
+    """Hyperparameters of W2OT; defaults are the reference HD-benchmark settings (w2ot §3, config table).
+
+    Attributes:
+      potential: ``"nn"`` or ``"icnn"`` (:data:`POTENTIALS`).
+      widths: hidden widths of f; None for ``hd_widths(D)`` = [2b, 2b, b], b = max(D, 32).
+      act: the potential's activation (ELU for HD; the 2-D ICNN uses ``"leaky_relu_0.2"``).
+      amortizer_widths: hidden widths of H; None for the same rule as ``widths``.
+      amortizer_act: H's activation.
+      amortization: a row of :data:`otlib.amortization.ROWS` (loss and fine-tuning solver).
+      conjugate_solver: a :data:`otlib.conjugate.SOLVERS` name replacing the row's solver (e.g.
+        ``"lbfgs_high_precision"``, the reference ``train.yaml`` default; ``"lbfgs_backtracking"``, the
+        row's ``"lbfgs"`` steps evaluated one at a time, faster on a CPU); None keeps the row's. Rows
+        without fine-tuning use it (default ``"lbfgs"``) only to evaluate the inverse map.
+      solver_batch_size: solve the conjugates of this many targets at a time (None: the whole batch at
+        once, best on an accelerator; 64 is about 2-3x faster on a CPU, see
+        :func:`otlib.conjugate.conjugates`). The results do not depend on it.
+      learning_rate: AdamW's initial step size, cosine-decayed over ``num_steps`` to ``alpha`` times it.
+      b1, b2, weight_decay, alpha: AdamW and schedule settings.
+      batch_size: samples of each measure per step.
+      num_steps: training steps (the length of the cosine schedule).
+      pretrain_steps, pretrain_lr, pretrain_tol, pretrain_bounds: identity pretraining of f with Adam
+        on mean ||grad f(x) - x||^2, x uniform in the box; it stops early after 1000 steps once the
+        loss is below ``pretrain_tol``.
+      cycle_weight: weight of the cycle loss; None for the dimension D.
+    """
+
+    potential: str = "nn"  # the headline HD row uses the NN potential (w2ot §9)
+    widths: Optional[tuple[int, ...]] = None  # nn_hd_benchmark / icnn_hd_benchmark: [2b, 2b, b]
+    act: str = "elu"  # HD configs
+    amortizer_widths: Optional[tuple[int, ...]] = None  # InitNN [2b, 2b, b] in the HD configs
+    amortizer_act: str = "elu"  # InitNN default
+    amortization: str = "regression_lbfgs"  # the paper's best row (w2ot §9)
+    conjugate_solver: Optional[str] = None  # None: the row's ("lbfgs" = lbfgs.yaml, README runs)
+    solver_batch_size: Optional[int] = None  # an execution schedule, not a hyperparameter
+    learning_rate: float = 5e-4  # HD config table
+    b1: float = 0.5  # optax.adamw(b1=0.5, b2=0.5) of the reference trainer
+    b2: float = 0.5
+    weight_decay: float = 1e-4  # optax.adamw default, kept by the reference trainer
+    alpha: float = 1e-4  # cosine decay's final factor
+    batch_size: int = 1024  # HD config table
+    num_steps: int = 250_001  # HD config table
+    pretrain_steps: int = 10_001  # w2ot §3 "Initialisation"
+    pretrain_lr: float = 1e-3  # HD config table
+    pretrain_tol: float = 1e-6  # early exit after iteration 1000
+    pretrain_bounds: tuple[float, float] = (-5.0, 5.0)  # HD data_bounds
+    cycle_weight: Optional[float] = None  # None: D (w2ot §2, HD and 2-D)
+
+    def __post_init__(self) -> None:
+        for name in ("widths", "amortizer_widths"):  # lists from YAML/papermill become (hashable) tuples
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(int(w) for w in value))
+        object.__setattr__(self, "pretrain_bounds", tuple(float(b) for b in self.pretrain_bounds))
+        if self.potential not in POTENTIALS:
+            raise ValueError(f"unknown potential {self.potential!r}; choose one of {sorted(POTENTIALS)}")
+        amortization.row(self.amortization)
+        if self.conjugate_solver is not None:
+            conjugate.solver(self.conjugate_solver)
+        if self.solver_batch_size is not None and self.solver_batch_size < 1:
+            raise ValueError(f"solver_batch_size must be None (all at once) or >= 1, got {self.solver_batch_size}")
+        if self.batch_size < 1 or self.num_steps < 1 or self.pretrain_steps < 0:
+            raise ValueError(f"need batch_size >= 1, num_steps >= 1, pretrain_steps >= 0; got {self.batch_size}, "
+                             f"{self.num_steps}, {self.pretrain_steps}")
+
+    @property
+    def row(self) -> amortization.Amortization:
+        """The amortization row (loss, fine-tuning solver, paper label)."""
+        return amortization.row(self.amortization)
+
+
+def finetune_solver(config: W2OTConfig) -> Optional[ConjugateSolver]:
+    """The solver that fine-tunes H's prediction during training, or None (the row does not fine-tune)."""
+    name = config.row.finetune
+    return None if name is None else conjugate.solver(config.conjugate_solver or name)
+
+
+def eval_solver(config: W2OTConfig) -> ConjugateSolver:
+    """The solver of the inverse map at evaluation (the training one; ``lbfgs`` for rows without)."""
+    return conjugate.solver(config.conjugate_solver or config.row.finetune or "lbfgs")
+
+
+def networks(config: W2OTConfig, dim: int) -> tuple[nn.Module, InitNN]:
+    """The potential f and the amortization model H for data in R^dim."""
+    f = POTENTIALS[config.potential](widths=config.widths or hd_widths(dim), act=config.act)
+    h = InitNN(widths=config.amortizer_widths or hd_widths(dim), act=config.amortizer_act)
+    return f, h
+
+
+# ----------------------------------------------------------------------------------------------------
+# The state: arrays are leaves, the configuration is static metadata (so helpers need only the state).
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class W2OTState:
+    """The potential's parameters ``theta``, the amortizer's ``phi``, their AdamW state, the config (static)."""
+
+    theta: Params
+    phi: Params
+    opt_state: optax.OptState
+    config: W2OTConfig = dataclasses.field(metadata=dict(static=True))
+
+
+def _f(config: W2OTConfig, theta: Params, x: jax.Array) -> jax.Array:
+    return networks(config, x.shape[-1])[0].apply({"params": theta}, x)
+
+
+def _h(config: W2OTConfig, phi: Params, y: jax.Array) -> jax.Array:
+    return networks(config, y.shape[-1])[1].apply({"params": phi}, y)
+
+
+def _grad_f(config: W2OTConfig, theta: Params, x: jax.Array) -> jax.Array:
+    """grad f on a batch (rows are independent, so the gradient of the sum)."""
+    return jax.grad(lambda z: jnp.sum(_f(config, theta, z)))(x)
+
+
+def potential(state: W2OTState, x: jax.Array) -> jax.Array:
+    """f(x) on a point (D,) or a batch (n, D)."""
+    return _f(state.config, state.theta, x)
+
+
+def transport(state: W2OTState, x: jax.Array) -> jax.Array:
+    """The forward map T(x) = grad f(x) on a batch (n, D): analytic, no solver."""
+    return _grad_f(state.config, state.theta, x)
+
+
+def amortize(state: W2OTState, y: jax.Array) -> jax.Array:
+    """H's prediction of the inverse map grad f*(y) on a batch (n, D)."""
+    return _h(state.config, state.phi, y)
+
+
+def inverse(state: W2OTState, y: jax.Array, solver: Optional[ConjugateSolver] = None) -> ConjugateResult:
+    """The inverse map grad f*(y): the conjugate solved for each row of y, warm-started from H(y).
+
+    ``solver`` defaults to :func:`eval_solver`; the map is ``.x`` of the result, f*(y) is ``.value``.
+    """
+    f = lambda x: _f(state.config, state.theta, x)  # noqa: E731
+    return conjugate.conjugates(solver or eval_solver(state.config), f, y, amortize(state, y),
+                                batch_size=state.config.solver_batch_size)
+
+
+def dual_loss(f: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array, x_hat: jax.Array) -> jax.Array:
+    """mean f(X) + mean(<x_hat, Y> - f(x_hat)) with x_hat = grad f*(Y) held fixed (Alg. 1; w2ot §2)."""
+    x_hat = jax.lax.stop_gradient(x_hat)
+    return jnp.mean(f(x)) + jnp.mean(jnp.sum(x_hat * y, axis=-1) - f(x_hat))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Initialisation: f pretrained to grad f = id (w2ot §3).
+
+def _pretrain_identity(config: W2OTConfig, theta: Params, key: jax.Array, dim: int) -> Params:
+    """Adam(pretrain_lr) on mean ||grad f(x) - x||^2, x ~ U(box)^D, for ``pretrain_steps`` steps or
+    until the loss is below ``pretrain_tol`` after step 1000 (the reference code's rule)."""
+    tx = optax.adam(config.pretrain_lr)
+    low, high = config.pretrain_bounds
+
+    def loss(theta: Params, x: jax.Array) -> jax.Array:
+        return jnp.mean(jnp.sum((_grad_f(config, theta, x) - x) ** 2, axis=-1))
+
+    def step(carry):
+        i, theta, opt_state, _ = carry
+        x = jax.random.uniform(jax.random.fold_in(key, i), (config.batch_size, dim), minval=low, maxval=high)
+        value, grads = jax.value_and_grad(loss)(theta, x)
+        updates, opt_state = tx.update(grads, opt_state)
+        return i + 1, optax.apply_updates(theta, updates), opt_state, value
+
+    def going(carry) -> jax.Array:
+        i, _, _, value = carry
+        return (i < config.pretrain_steps) & ((i <= 1000) | (value >= config.pretrain_tol))
+
+    start = (jnp.asarray(0, jnp.int32), theta, tx.init(theta), jnp.asarray(jnp.inf, jnp.float32))
+    return jax.lax.while_loop(going, step, start)[1]
+
+
+def _optimizer(config: W2OTConfig) -> optax.GradientTransformation:
+    schedule = optax.cosine_decay_schedule(config.learning_rate, config.num_steps, alpha=config.alpha)
+    return optax.adamw(schedule, b1=config.b1, b2=config.b2, weight_decay=config.weight_decay)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The method.
+
+def w2ot(config: W2OTConfig, sample_source: Sampler, sample_target: Sampler, *, dim: int,
+         eval_fn: Optional[Callable[[W2OTState, jax.Array], dict[str, jax.Array]]] = None) -> Method:
+    """W2OT from alpha (``sample_source``) to beta (``sample_target``) in R^dim, as a :class:`Method`.
+
+    Args:
+      config: the hyperparameters.
+      sample_source, sample_target: samplers ``sample(key, n) -> (n, dim)``.
+      dim: the dimension.
+      eval_fn: optional ``eval_fn(state, key) -> dict of scalars`` run between chunks, e.g.
+        :func:`hd_evaluate` on a benchmark pair (jitted and vmapped by the driver).
+
+    The step's metrics: ``loss`` (dual + amortization), ``dual_objective`` (-dual loss, the reference
+    code's ``dual_obj``), ``amortization_loss`` and ``solver_iterations`` (mean over the batch; 0
+    without fine-tuning).
+    """
+    row = config.row
+    solver = finetune_solver(config)
+    tx = _optimizer(config)
+    cycle_weight = float(dim if config.cycle_weight is None else config.cycle_weight)
+    f_apply = lambda theta, x: _f(config, theta, x)  # noqa: E731
+    h_apply = lambda phi, y: _h(config, phi, y)  # noqa: E731
+    f_net, h_net = networks(config, dim)
+
+    def init(key: jax.Array) -> W2OTState:
+        key_f, key_h, key_x, key_pre = jax.random.split(key, 4)
+        x = sample_source(key_x, config.batch_size)  # ActNorm's data-dependent initialisation
+        theta = f_net.init(key_f, x)["params"]
+        phi = h_net.init(key_h, x)["params"]
+        theta = _pretrain_identity(config, theta, key_pre, dim)
+        return W2OTState(theta, phi, tx.init((theta, phi)), config)
+
+    def loss_fn(params, x, y, x_hat):
+        theta, phi = params
+        x_init = h_apply(phi, y)
+        dual = dual_loss(lambda z: f_apply(theta, z), x, y, x_hat)
+        terms = amortization.Terms(f_apply, theta, h_apply, phi, x, y, x_init, x_hat, cycle_weight)
+        amortization_loss = row(terms)
+        return dual + amortization_loss, (dual, amortization_loss)
+
+    def step(state: W2OTState, key: jax.Array) -> tuple[W2OTState, dict[str, jax.Array]]:
+        key_x, key_y = jax.random.split(key)
+        x = sample_source(key_x, config.batch_size)
+        y = sample_target(key_y, config.batch_size)
+        x_init = h_apply(state.phi, y)
+        if solver is None:
+            x_hat, iterations = x_init, jnp.zeros(())
+        else:
+            result = conjugate.conjugates(solver, lambda z: f_apply(state.theta, z), y, x_init,
+                                          batch_size=config.solver_batch_size)
+            x_hat, iterations = result.x, jnp.mean(result.num_iter.astype(jnp.float32))
+        params = (state.theta, state.phi)
+        (loss, (dual, amortization_loss)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, x, y, jax.lax.stop_gradient(x_hat))
+        updates, opt_state = tx.update(grads, state.opt_state, params)
+        theta, phi = optax.apply_updates(params, updates)
+        metrics = {"loss": loss, "dual_objective": -dual, "amortization_loss": amortization_loss,
+                   "solver_iterations": iterations}
+        return W2OTState(theta, phi, opt_state, config), metrics
+
+    name = f"w2ot-{config.potential}-{config.amortization}"
+    return Method(name=name, init=init, step=step, evaluate=eval_fn, config=config)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Evaluation on a W2-benchmark pair.
+
+def hd_evaluate(bench: Any, n: int = 2 ** 14, *, n_inverse: int = 1024
+                ) -> Callable[[W2OTState, jax.Array], dict[str, jax.Array]]:
+    """An ``eval_fn`` for a W2-benchmark pair (:func:`otlib.w2bench.hd`).
+
+    Returns ``l2_uvp`` (forward, 100 E||grad f(X) - T*(X)||^2 / Var(Q) on n draws: the definition of
+    :func:`otlib.w2bench.l2_uvp`, written traceably so the driver can jit and vmap it over seeds),
+    ``l2_uvp_inverse`` (100 E||grad f*(Y) - X||^2 / Var(P) on ``n_inverse`` pairs Y = T*(X), the
+    fine-tuned conjugate warm-started from H) and ``solver_iterations`` (that solve's mean iterations).
+    Both draw their pairs with ``key``: ``evaluate(state, fold_in(k, 0))`` is ``l2_uvp(..., k, n)`` for
+    n up to its chunk size.
+    """
+
+    def evaluate(state: W2OTState, key: jax.Array) -> dict[str, jax.Array]:
+        x, y = bench.sample_pair(key, n)
+        forward = 100.0 * jnp.mean(jnp.sum((transport(state, x) - y) ** 2, axis=-1)) / bench.var_target
+        x, y = bench.sample_pair(key, n_inverse)
+        solved = inverse(state, y)
+        backward = 100.0 * jnp.mean(jnp.sum((solved.x - x) ** 2, axis=-1)) / bench.var_source
+        return {"l2_uvp": forward, "l2_uvp_inverse": backward,
+                "solver_iterations": jnp.mean(solved.num_iter.astype(jnp.float32))}
+
+    return evaluate

@@ -1,0 +1,127 @@
+"""Conjugate solvers against the closed-form conjugate of a quadratic; line-search details."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from otlib import conjugate
+from otlib.conjugate import LBFGS, SOLVERS
+
+DIM = 8
+
+
+def _quadratic():
+    """f(x) = 1/2 x'Ax + b'x with A SPD, eigenvalues in [1, 3]: f*(y) = 1/2 (y-b)'A^-1(y-b), argmin A^-1(y-b)."""
+    q, _ = jnp.linalg.qr(jax.random.normal(jax.random.key(0), (DIM, DIM)))
+    a = q @ jnp.diag(jnp.linspace(1.0, 3.0, DIM)) @ q.T
+    b = 0.5 * jax.random.normal(jax.random.key(1), (DIM,))
+    f = lambda x: 0.5 * x @ a @ x + b @ x  # noqa: E731
+    y = jax.random.normal(jax.random.key(2), (64, DIM))
+    x_star = jnp.linalg.solve(a, (y - b).T).T
+    value_star = 0.5 * jnp.sum((y - b) * x_star, axis=-1)
+    return f, y, x_star, value_star
+
+
+@pytest.fixture(scope="module")
+def quadratic():
+    return _quadratic()
+
+
+_solve = jax.jit(conjugate.conjugates, static_argnums=(0, 1))
+"""One compilation per (solver, potential): cold and warm starts share it."""
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_solver_recovers_the_closed_form_conjugate(name, quadratic):
+    f, y, x_star, value_star = quadratic
+    solver = SOLVERS[name]
+    cold = _solve(solver, f, y, y)
+    warm = _solve(solver, f, y, x_star + 0.01 * jax.random.normal(jax.random.key(3), x_star.shape))
+    for result in (cold, warm):
+        assert bool((result.grad_norm < solver.gtol).all()), f"{name} did not reach gtol {solver.gtol}"
+        # For a quadratic, grad J = A (x - x*), so ||x - x*||_2 <= sqrt(D) gtol / lambda_min (lambda_min = 1),
+        # and J(x) - J(x*) = 1/2 g'A^-1 g <= D gtol^2 / 2.
+        assert float(jnp.linalg.norm(result.x - x_star, axis=-1).max()) <= np.sqrt(DIM) * solver.gtol
+        assert float(jnp.abs(result.value - value_star).max()) <= 0.5 * DIM * solver.gtol ** 2 + 1e-4
+        assert bool((result.num_iter >= 1).all())  # always at least one step
+    assert float(warm.num_iter.mean()) < float(cold.num_iter.mean())
+
+
+def test_high_precision_is_precise(quadratic):
+    f, y, x_star, value_star = quadratic
+    result = _solve(conjugate.LBFGS_HIGH_PRECISION, f, y, y)
+    np.testing.assert_allclose(result.x, x_star, atol=2e-3)
+    np.testing.assert_allclose(result.value, value_star, rtol=1e-5, atol=1e-5)
+
+
+def test_parallel_and_backtracking_armijo_take_the_same_steps(quadratic):
+    # Both accept the largest base^-k satisfying Armijo; only how the candidates are evaluated differs.
+    f, y, _, _ = quadratic
+    parallel = _solve(LBFGS(gtol=1e-3, line_search="parallel"), f, y, y)
+    sequential = _solve(LBFGS(gtol=1e-3, line_search="backtracking"), f, y, y)
+    np.testing.assert_array_equal(parallel.num_iter, sequential.num_iter)
+    np.testing.assert_allclose(parallel.x, sequential.x, atol=1e-5)
+
+
+def test_backtracking_evaluates_each_step_size_once():
+    # f = 2||x||^2 from x = y: the first direction is -3y; steps 1 and 1/1.5 fail Armijo, 1/1.5^2 passes.
+    # Evaluations: 1 at the start + 3 trials; the reference code evaluates step 1 twice (w2ot §8), 5.
+    calls = []
+
+    def f(x):
+        jax.debug.callback(lambda: calls.append(1))
+        return 2.0 * jnp.sum(x * x)
+
+    solver = LBFGS(gtol=-1.0, max_iter=1, line_search="backtracking")
+    result = jax.jit(lambda y: solver.solve(f, y, y))(jnp.ones(3))
+    jax.effects_barrier()
+    assert len(calls) == 4
+    np.testing.assert_allclose(result.x, -jnp.ones(3) / 3, rtol=1e-6)
+
+
+def test_negative_gtol_runs_exactly_max_iter(quadratic):
+    f, y, _, _ = quadratic
+    for solver in (LBFGS(gtol=-1.0, max_iter=3), conjugate.Adam(gtol=-1.0, max_iter=7)):
+        assert set(np.asarray(_solve(solver, f, y, y).num_iter).tolist()) == {solver.max_iter}
+
+
+@pytest.mark.parametrize("name", ["lbfgs", "lbfgs_wolfe", "adam"])
+def test_trace_records_the_objective(name, quadratic):
+    f, y, _, _ = quadratic
+    solver = dataclasses.replace(SOLVERS[name], record_trace=True)
+    result = _solve(solver, f, y[:8], y[:8])
+    assert result.trace.shape == (8, solver.max_iter + 1)
+    np.testing.assert_allclose(result.trace[:, -1], -result.value, rtol=1e-6)  # padded with the final J
+    np.testing.assert_allclose(result.trace[:, 0], jax.vmap(f)(y[:8]) - jnp.sum(y[:8] ** 2, -1), rtol=1e-5)
+    if name != "adam":  # line searches guarantee decrease; Adam need not
+        assert bool((jnp.diff(result.trace, axis=-1) <= 1e-5).all())
+    assert _solve(SOLVERS[name], f, y, y).trace is None  # compiled above: no trace
+
+
+def test_normalized_traces_share_each_targets_range():
+    traces = {"a": jnp.array([[3.0, 2.0, 1.0], [10.0, 9.0, 9.0]]), "b": jnp.array([[5.0, 0.0], [9.5, 8.0]])}
+    out = conjugate.normalized_traces(traces)
+    np.testing.assert_allclose(out["a"], [[0.6, 0.4, 0.2], [1.0, 0.5, 0.5]])
+    np.testing.assert_allclose(out["b"], [[1.0, 0.0], [0.75, 0.0]])
+
+
+def test_solving_in_chunks_gives_the_same_results(quadratic):
+    f, y, _, _ = quadratic
+    at_once = _solve(conjugate.LBFGS_BACKTRACKING, f, y, y)
+    chunked = jax.jit(lambda y: conjugate.conjugates(conjugate.LBFGS_BACKTRACKING, f, y, batch_size=24))(y)  # 24+24+16
+    np.testing.assert_array_equal(chunked.num_iter, at_once.num_iter)
+    np.testing.assert_allclose(chunked.x, at_once.x, atol=1e-6)
+
+
+def test_bad_settings_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match="lbfgs_high_precision"):
+        conjugate.solver("bfgs")
+    with pytest.raises(ValueError, match="backtracking"):
+        LBFGS(line_search="wolfe")
+    with pytest.raises(ValueError, match="max_iter"):
+        conjugate.Adam(max_iter=0)
