@@ -15,7 +15,7 @@ Differences that are the libraries' own, not the race's: otlib pretrains f to gr
 ||grad||_2 < gtol, otlib's (as the reference code) on ||grad||_inf < gtol; OTT's potential MLP has no
 activation on its scalar output and a fixed 1/2 ||x||^2 (Amos's has both learned); OTT's amortizer is the
 residual MLP ``PotentialMLP(is_potential=False)``, the same form as otlib's ``InitNN``. otlib runs its L-BFGS
-on the schedule of :data:`SCHEDULES` for the device (same iterates as the paper's parallel Armijo).
+on the schedule of :data:`otlib.methods.w2ot.DEVICE_SCHEDULES` for the device (same iterates as the paper's parallel Armijo).
 """
 
 from __future__ import annotations
@@ -30,19 +30,10 @@ import optax
 
 from otlib import conjugate, w2bench
 from otlib.icnn import hd_widths
-from otlib.methods.w2ot import W2OTConfig, transport, w2ot
+from otlib.methods.w2ot import DEVICE_SCHEDULES, W2OTConfig, transport, w2ot
 from otlib.train import train
 
-__all__ = ["main", "SCHEDULES"]
-
-SCHEDULES: dict[str, tuple[str, int]] = {
-    "cpu": ("lbfgs_backtracking", 64),
-    "gpu": ("lbfgs", 0),
-}
-"""otlib's default (solver, solver batch) by platform. Both are the paper's L-BFGS (lbfgs.yaml: gtol 0.1,
-Armijo over 1.5^-k, k < 10) with the same iterates; a GPU evaluates the step sizes and all targets at once
-(parallel Armijo), a CPU is faster trying step sizes one at a time on 64 targets at a time."""
-
+__all__ = ["main"]
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m otlib.bench w2ot", description=__doc__.split("\n\n")[0])
@@ -50,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=200, help="training steps of each side (default 200)")
     p.add_argument("--batch", type=int, default=1024, help="samples of each measure per step (default 1024)")
     p.add_argument("--solver", choices=sorted(conjugate.SOLVERS),
-                   help="otlib's conjugate solver (default: by device, see SCHEDULES)")
+                   help="otlib's conjugate solver (default: by device, see otlib.methods.w2ot.DEVICE_SCHEDULES)")
     p.add_argument("--solver-batch", type=int,
                    help="otlib solves this many conjugates at a time, 0 for all (default: by device)")
     p.add_argument("--pretrain-steps", type=int, default=W2OTConfig.pretrain_steps,
@@ -130,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1 or args.batch < 1:
         raise SystemExit(f"--steps and --batch must be positive, got {args.steps} and {args.batch}")
     platform = jax.devices()[0].platform
-    default_solver, default_batch = SCHEDULES.get(platform, SCHEDULES["gpu"])
+    default_solver, default_batch = DEVICE_SCHEDULES.get(platform, DEVICE_SCHEDULES["gpu"])
     args.solver = args.solver or default_solver
-    args.solver_batch = default_batch if args.solver_batch is None else args.solver_batch
+    args.solver_batch = (default_batch or 0) if args.solver_batch is None else args.solver_batch
     bench = w2bench.hd(args.dim)
     solver = conjugate.solver(args.solver)
     widths = list(hd_widths(args.dim))

@@ -1,0 +1,256 @@
+"""Amos's 2-D experiments (w2ot §1c, §3, §4): one W2OT potential per pair, all pairs in one compiled run.
+
+On a CPU, compiling a W2OT step (a vmapped L-BFGS inside the loss) costs more than thousands of steps on
+2-D data, so ten runs would spend most of their time compiling ten copies of the same program. Here the
+ten problems are one :class:`~otlib.method.Method` whose state is ten W2OT states stacked on a leading
+*pair* axis:
+
+* ``init`` is ``jax.vmap`` of :func:`otlib.methods.w2ot.w2ot`'s over the pair index, and ``step`` maps
+  its step over the pairs by ``vmap`` or by ``lax.map`` (:data:`PAIR_AXES`: batched on an accelerator,
+  one pair after another on a CPU, where a batched L-BFGS would wait for the slowest pair);
+* a pair's samplers are picked by ``jax.lax.switch`` on that index (under ``vmap`` every branch is drawn
+  and one kept: ten tiny samplers per pair, negligible next to the conjugate solves);
+* the driver's divergence rule (NaN, or ``|loss| > 1e5``) is applied per pair: a diverged pair is frozen
+  at its last good state and marked in ``alive``, the others go on.
+
+So :func:`otlib.train.train` compiles one step, trains every pair at once, and its seed axis still means
+seeds. After training, :func:`dual_maps` turns each pair's state into the :class:`otlib.plots2d.DualMaps`
+that the figures draw (functions jitted on the state, so the ten pairs share their compilations), and
+:func:`sinkhorn_table` scores the maps with Amos's 2-D metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from otlib.data.toy2d import AMOS_PAIRS, Pair, pair
+from otlib.method import Method, Sampler
+from otlib.methods import w2ot as w2ot_method
+from otlib.methods.w2ot import W2OTConfig, W2OTState
+from otlib.plots2d import DualMaps
+from otlib.sinkhorn import EPSILON, MAX_ITERATIONS, sinkhorn_divergence
+from otlib.train import DIVERGENCE_THRESHOLD, RunResult
+
+__all__ = [
+    "EPSILON_SCALES",
+    "PAIR_AXES",
+    "TOY2D_CONFIG",
+    "PairsState",
+    "dual_maps",
+    "pair_states",
+    "sinkhorn_table",
+    "w2ot_pairs",
+]
+
+TOY2D_CONFIG = W2OTConfig(
+    potential="nn",  # the non-convex potential of the `nn` 2-D config (w2ot §3); `icnn` is the other
+    widths=(128, 128),  # 2-D `nn`: PotentialNN [128, 128]
+    act="leaky_relu_0.2",  # 2-D configs: D uses leaky_relu_0.2
+    amortizer_widths=(128, 128),  # InitNN [128, 128] at paper time (512 after commit 912c327)
+    amortizer_act="elu",  # 2-D configs: H uses ELU
+    amortization="regression_lbfgs",  # the paper's best row, fine-tuned with lbfgs.yaml (gtol 0.1)
+    learning_rate=5e-4,  # 2-D configs
+    batch_size=10_000,  # 2-D configs: batch 10000, fresh samples every step (w2ot §4)
+    num_steps=50_001,  # 2-D configs: 50001 iterations
+    pretrain_steps=10_001,  # 2-D configs: +10001 identity pretraining steps
+    pretrain_lr=1e-3,  # 2-D configs
+    pretrain_bounds=(-10.0, 10.0),  # data_bounds of the 2-D data (w2ot §3, "Bounds")
+)
+"""The reference 2-D configuration (w2ot §3 config table, row 2-D ``nn``); ``dataclasses.replace`` it."""
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class PairsState:
+    """One W2OT state per pair (leaves stacked on a leading pair axis) and which pairs are still training.
+
+    Attributes:
+      w2ot: the stacked :class:`~otlib.methods.w2ot.W2OTState`.
+      alive: ``(P,)`` booleans, False once a pair's loss was NaN or above the divergence threshold.
+    """
+
+    w2ot: W2OTState
+    alive: jax.Array
+
+
+def _switch(samplers: Sequence[Sampler]) -> Callable[[jax.Array], Sampler]:
+    """``index -> sampler``: the ``index``-th of ``samplers``, chosen by ``lax.switch`` (``index`` may be traced)."""
+
+    def pick(index: jax.Array) -> Sampler:
+        def sample(key: jax.Array, n: int) -> jax.Array:
+            return jax.lax.switch(index, [functools.partial(s, n=n) for s in samplers], key)
+
+        return sample
+
+    return pick
+
+
+def _checked(names: Sequence[str]) -> tuple[Pair, ...]:
+    if not names:
+        raise ValueError("give at least one pair name, e.g. otlib.data.toy2d.AMOS_PAIRS")
+    if len(set(names)) != len(names):
+        raise ValueError(f"pair names must be distinct, got {list(names)}")
+    return tuple(pair(name) for name in names)
+
+
+def _vmap(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return jax.vmap(fn)
+
+
+def _loop(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda *args: jax.lax.map(lambda a: fn(*a), args)
+
+
+PAIR_AXES: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {"vmap": _vmap, "loop": _loop}
+"""How a step runs over the pairs: ``vmap`` (one batched program: best on accelerators) or ``loop``
+(``lax.map``, one pair after another inside the compiled step: on a CPU each pair's conjugate solve then
+stops when *its* slowest sample converges, not when the slowest sample of all pairs does)."""
+
+
+def w2ot_pairs(config: W2OTConfig, names: Sequence[str] = AMOS_PAIRS, *, pair_axis: str = "vmap",
+               divergence_threshold: float = DIVERGENCE_THRESHOLD) -> Method:
+    """W2OT on every pair of ``names`` at once: a :class:`Method` with a :class:`PairsState` (module docstring).
+
+    The step's metrics: ``loss``, ``dual_objective`` and ``solver_iterations`` averaged over the live
+    pairs, ``pairs_alive``, and ``dual_objective/<name>`` for each pair (the reference code's ``dual_obj``,
+    -L on the step's batch).
+    """
+    pairs = _checked(names)
+    if pair_axis not in PAIR_AXES:
+        raise ValueError(f"unknown pair_axis {pair_axis!r}; choose one of {sorted(PAIR_AXES)}")
+    over_pairs = PAIR_AXES[pair_axis]
+    source = _switch([p.source for p in pairs])
+    target = _switch([p.target for p in pairs])
+    index = jnp.arange(len(pairs))
+
+    def method(i: jax.Array) -> Method:
+        return w2ot_method.w2ot(config, source(i), target(i), dim=2)
+
+    def init(key: jax.Array) -> PairsState:
+        keys = jax.random.split(key, len(pairs))
+        states = jax.vmap(lambda i, k: method(i).init(k))(index, keys)
+        return PairsState(states, jnp.ones(len(pairs), bool))
+
+    def step(state: PairsState, key: jax.Array) -> tuple[PairsState, dict[str, jax.Array]]:
+        keys = jax.random.split(key, len(pairs))
+        new, metrics = over_pairs(lambda i, s, k: method(i).step(s, k))(index, state.w2ot, keys)
+        loss = metrics["loss"]
+        alive = state.alive & jnp.isfinite(loss) & (jnp.abs(loss) <= divergence_threshold)
+
+        def keep(new_leaf: jax.Array, old_leaf: jax.Array) -> jax.Array:
+            return jnp.where(alive.reshape(alive.shape + (1,) * (new_leaf.ndim - 1)), new_leaf, old_leaf)
+
+        def live_mean(values: jax.Array) -> jax.Array:
+            return jnp.sum(jnp.where(alive, values, 0.0)) / jnp.maximum(jnp.sum(alive), 1)
+
+        out = {"loss": jnp.where(alive.any(), live_mean(loss), jnp.nan),
+               "dual_objective": live_mean(metrics["dual_objective"]),
+               "solver_iterations": live_mean(metrics["solver_iterations"]),
+               "pairs_alive": jnp.sum(alive).astype(jnp.float32)}
+        out |= {f"dual_objective/{p.name}": jnp.where(alive[i], metrics["dual_objective"][i], jnp.nan)
+                for i, p in enumerate(pairs)}
+        return PairsState(jax.tree.map(keep, new, state.w2ot), alive), out
+
+    return Method(name=f"w2ot-{config.potential}-{len(pairs)}-pairs", init=init, step=step,
+                  config=(config, tuple(names)))
+
+
+def pair_states(result: RunResult, seed: int = 0) -> PairsState:
+    """The :class:`PairsState` of one seed of a :func:`otlib.train.train` run of :func:`w2ot_pairs`."""
+    if not 0 <= seed < result.num_seeds:
+        raise ValueError(f"seed must be in [0, {result.num_seeds}), got {seed}")
+    return jax.tree.map(lambda a: a[seed], result.state)
+
+
+# ----------------------------------------------------------------------------------------------------
+# From a trained state to maps and scores. The functions below are jitted with the state as an
+# argument, so the ten pairs (same configuration, same shapes) share each compilation.
+
+@jax.jit
+def _potential(state: W2OTState, x: jax.Array) -> jax.Array:
+    return w2ot_method.potential(state, x)
+
+
+@jax.jit
+def _forward(state: W2OTState, x: jax.Array) -> jax.Array:
+    return w2ot_method.transport(state, x)
+
+
+@jax.jit
+def _conjugate(state: W2OTState, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    solved = w2ot_method.inverse(state, y)
+    return solved.x, solved.value
+
+
+def dual_maps(states: PairsState, names: Sequence[str] = AMOS_PAIRS) -> list[DualMaps]:
+    """Each pair's potential f, forward map grad f, and, through the warm-started conjugate solver
+    (the configuration's, w2ot §2), its inverse map grad f* and conjugate f*."""
+    pairs = _checked(names)
+    if states.alive.shape != (len(pairs),):
+        raise ValueError(f"the state holds {states.alive.shape[0]} pairs but {len(pairs)} names were given")
+    out = []
+    for i, p in enumerate(pairs):
+        state = jax.tree.map(lambda a, i=i: a[i], states.w2ot)
+        out.append(DualMaps(
+            pair=p,
+            potential=functools.partial(_potential, state),
+            forward=functools.partial(_forward, state),
+            inverse=lambda y, s=state: _conjugate(s, y)[0],
+            conjugate=lambda y, s=state: _conjugate(s, y)[1],
+        ))
+    return out
+
+
+def _target_variance(y: jax.Array) -> jax.Array:
+    """Mean per-coordinate variance of the target samples."""
+    return jnp.mean(jnp.var(y, axis=0))
+
+
+EPSILON_SCALES: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "absolute": lambda y: jnp.ones(()),
+    "target_variance": _target_variance,
+}
+"""What ``epsilon`` is measured in, per pair: absolute units (w2ot's metric), or the mean per-coordinate
+variance σ² of ν, so the blur length √ε is the same fraction of every pair's size (ε = 1e-2 σ² is
+w2ot's 1e-2 exactly on the pairs whose target is N(0, I))."""
+
+
+def sinkhorn_table(maps: Sequence[DualMaps], key: jax.Array, n: int = 512, *, epsilon: float = EPSILON,
+                   epsilon_scale: str = "absolute", max_iterations: int = MAX_ITERATIONS) -> Any:
+    """Amos's 2-D metric per pair (w2ot §4, "2-D metric"; as :func:`otlib.sinkhorn.transport_errors`).
+
+    Returns a pandas DataFrame indexed by pair with the debiased Sinkhorn divergences (cost ||x - y||^2)
+    ``forward`` = S(grad f(X), Y), ``inverse`` = S(grad f*(Y), X), the reference scale
+    ``source_target`` = S(X, Y) of doing nothing, and the ``epsilon`` used, on the same ``n`` fresh
+    samples of each pair (one key for all pairs, as the reference code's ``PRNGKey(0)``).
+
+    Args:
+      maps: the pairs and their learned maps.
+      key: draws X ~ μ and Y ~ ν.
+      n: samples per measure (512 in w2ot and the ENOT tutorial).
+      epsilon: entropic regularisation, in the unit of ``epsilon_scale``.
+      epsilon_scale: a key of :data:`EPSILON_SCALES`.
+      max_iterations: Sinkhorn's cap; a divergence is NaN when Sinkhorn did not converge within it.
+    """
+    import pandas as pd
+
+    if epsilon_scale not in EPSILON_SCALES:
+        raise ValueError(f"unknown epsilon_scale {epsilon_scale!r}; choose one of {sorted(EPSILON_SCALES)}")
+    key_x, key_y = jax.random.split(key)
+    rows = {}
+    for m in maps:
+        x, y = m.pair.source(key_x, n), m.pair.target(key_y, n)
+        eps = float(epsilon * EPSILON_SCALES[epsilon_scale](y))
+        divergence = functools.partial(sinkhorn_divergence, epsilon=eps, max_iterations=max_iterations)
+        rows[m.pair.name] = {"forward": float(divergence(m.forward(x), y)),
+                             "inverse": float(divergence(m.inverse(y), x)),
+                             "source_target": float(divergence(x, y)), "epsilon": eps}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "pair"
+    return table
