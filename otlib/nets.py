@@ -30,6 +30,13 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}") from None
 
 
+def hidden_layers(z: jax.Array, widths: Sequence[int], act: Callable[[jax.Array], jax.Array]) -> jax.Array:
+    """``Dense + act`` for each width; call it inside a module's ``@nn.compact`` ``__call__``."""
+    for width in widths:
+        z = act(nn.Dense(width)(z))
+    return z
+
+
 class MLP(nn.Module):
     """Dense layers with an activation between them; the last width is the output width.
 
@@ -42,9 +49,7 @@ class MLP(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        act = activation(self.act)
-        for width in self.features[:-1]:
-            x = act(nn.Dense(width)(x))
+        x = hidden_layers(x, self.features[:-1], activation(self.act))
         x = nn.Dense(self.features[-1])(x)
         return x[..., 0] if self.features[-1] == 1 else x
 
@@ -62,9 +67,7 @@ class PotentialMLP(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = activation(self.act)
-        z = x
-        for width in self.widths:
-            z = act(nn.Dense(width)(z))
+        z = hidden_layers(x, self.widths, act)
         log_alpha = self.param("log_alpha", nn.initializers.zeros, ())
         return act(nn.Dense(1)(z))[..., 0] + 0.5 * jnp.exp(log_alpha) * jnp.sum(x * x, axis=-1)
 
@@ -81,9 +84,6 @@ class InitNN(nn.Module):
 
     @nn.compact
     def __call__(self, y: jax.Array) -> jax.Array:
-        act = activation(self.act)
-        z = y
-        for width in self.widths:
-            z = act(nn.Dense(width)(z))
+        z = hidden_layers(y, self.widths, activation(self.act))
         zeros = nn.initializers.zeros
         return y + nn.Dense(y.shape[-1], kernel_init=zeros, bias_init=zeros)(z)

@@ -154,6 +154,21 @@ def _batch_sampler(data: ImageData, batch_size: int) -> Callable[[jax.Array], ja
     return sample
 
 
+def _gradient_step(loss_fn: Callable, tx: optax.GradientTransformation,
+                   sample_batch: Callable[[jax.Array], jax.Array]) -> Callable:
+    """``step(state, key)``: one ``tx`` update of ``state["params"]`` on ``loss_fn(params, x, key) -> (loss,
+    aux)`` for a fresh batch ``x``; the metrics are the loss and ``aux``."""
+
+    def step(state, key):
+        k_batch, k_loss = jax.random.split(key)
+        x = sample_batch(k_batch)
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"], x, k_loss)
+        updates, opt = tx.update(grads, state["opt"], state["params"])
+        return {"params": optax.apply_updates(state["params"], updates), "opt": opt}, {"loss": loss, **aux}
+
+    return step
+
+
 def autoencoder_of(config: POTConfig | VAEConfig, data: ImageData) -> Autoencoder:
     """The encoder/decoder pair a configuration trains on ``data`` (the VAE's encoder is Gaussian)."""
     net = config.net
@@ -266,13 +281,7 @@ def wae_mmd(data: ImageData, config: POTConfig = POTConfig(), *,
         params = pretrain_encoder(ae, ae.init(k_ae), data, k_pre, config.pretrain_steps)
         return {"params": params, "opt": tx.init(params)}
 
-    def step(state, key):
-        k_batch, k_obj = jax.random.split(key)
-        x = sample_batch(k_batch)
-        (loss, aux), grads = jax.value_and_grad(objective, has_aux=True)(state["params"], x, k_obj)
-        updates, opt = tx.update(grads, state["opt"], state["params"])
-        return {"params": optax.apply_updates(state["params"], updates), "opt": opt}, {"loss": loss, **aux}
-
+    step = _gradient_step(objective, tx, sample_batch)
     return Method("WAE-MMD", init, step, lambda state, key: evaluate(state["params"], key), config)
 
 
@@ -378,13 +387,7 @@ def vae(data: ImageData, config: VAEConfig = VAEConfig(), *,
         params = ae.init(key)
         return {"params": params, "opt": tx.init(params)}
 
-    def step(state, key):
-        k_batch, k_z = jax.random.split(key)
-        x = sample_batch(k_batch)
-        (loss, aux), grads = jax.value_and_grad(negative_elbo, has_aux=True)(state["params"], x, k_z)
-        updates, opt = tx.update(grads, state["opt"], state["params"])
-        return {"params": optax.apply_updates(state["params"], updates), "opt": opt}, {"loss": loss, **aux}
-
+    step = _gradient_step(negative_elbo, tx, sample_batch)
     return Method("VAE", init, step, lambda state, key: evaluate(state["params"], key), config)
 
 
