@@ -26,7 +26,7 @@ from otlib.io import atomic_write_text
 from otlib.method import Method
 from otlib.train import train
 
-__all__ = ["run_cell", "load_cell", "cell_path", "format_cell", "mean_std", "PUBLISHED_HD"]
+__all__ = ["run_cell", "store_cell", "cell_matches", "load_cell", "cell_path", "format_cell", "mean_std", "PUBLISHED_HD"]
 
 PUBLISHED_HD: dict[str, dict] = {
     "ENOT": {"source": "Buzun et al. (2024), Table 2 [S]",
@@ -62,18 +62,32 @@ def load_cell(folder: Path, row: str, dim: int) -> Optional[dict]:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def store_cell(folder: Path, row: str, dim: int, record: dict) -> dict:
+    """Write a finished cell's record (``row``, ``dim``, ``steps``, ``seeds``, ``values`` per seed, times)."""
+    record = {"row": row, "dim": dim, **record}
+    atomic_write_text(cell_path(folder, row, dim), json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def cell_matches(stored: Optional[dict], steps: int, seeds: int, tag: str) -> bool:
+    """Whether a stored record was made with these steps, seeds and configuration tag."""
+    return (stored is not None and stored["steps"] == steps and stored["seeds"] == seeds
+            and stored.get("tag", "") == tag)
+
+
 def run_cell(folder: Path, row: str, dim: int, build: Callable[[], Method], *, steps: int, seeds: int,
              key: jax.Array, metric: str = "l2_uvp", chunk_size: int = 1000, eval_every: Optional[int] = None,
-             progress: bool = True) -> dict:
+             tag: str = "", progress: bool = True) -> dict:
     """Train one table cell (all seeds at once) unless it is already stored; return its record.
 
     ``build()`` makes the method (only called when the cell must run). The run checkpoints after every
     chunk to ``<cell>.ckpt.npz``; the finished record (final ``metric`` per seed, NaN for diverged seeds,
     times) is written atomically to ``<cell>.json`` and the checkpoint removed. A stored record made with
-    other ``steps`` or ``seeds`` is recomputed, never silently reused.
+    other ``steps``, ``seeds`` or ``tag`` (a description of everything else the cell depends on, such as
+    its budget) is recomputed, never silently reused.
     """
     stored = load_cell(folder, row, dim)
-    if stored is not None and stored["steps"] == steps and stored["seeds"] == seeds:
+    if cell_matches(stored, steps, seeds, tag):
         return stored
     path = cell_path(folder, row, dim)
     ckpt = path.with_suffix(".ckpt.npz")
@@ -84,15 +98,14 @@ def run_cell(folder: Path, row: str, dim: int, build: Callable[[], Method], *, s
     result = train(method, key, steps, num_seeds=seeds, chunk_size=chunk_size, eval_every=eval_every,
                    checkpoint=ckpt, progress=progress)
     values = result.final(metric)
-    record = {
-        "row": row, "dim": dim, "steps": steps, "seeds": seeds, "metric": metric,
+    record = store_cell(folder, row, dim, {
+        "steps": steps, "seeds": seeds, "tag": tag, "metric": metric,
         "values": [None if math.isnan(v) else float(v) for v in values],
         "diverged": result.diverged.tolist(),
         "train_s": result.train_s, "compile_s": result.compile_s, "wall_s": time.perf_counter() - start,
         "steps_per_s": result.steps_per_s, "ms_per_step": 1e3 * result.train_s / max(result.steps, 1),
         "evals": {k: np.asarray(v).tolist() for k, v in result.evals.items()},
-    }
-    atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+    })
     ckpt.unlink(missing_ok=True)
     return record
 
