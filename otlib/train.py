@@ -100,9 +100,33 @@ class RunResult:
         return out
 
 
-def _chunk_fn(method: Method, threshold: float):
-    """One chunk: ``scan`` over steps of ``vmap(step)`` with per-seed divergence freezing."""
-    vstep = jax.vmap(method.step)
+def _all_finite(tree) -> jax.Array:
+    """Per seed (leading axis): whether every floating-point value of ``tree`` is finite."""
+    leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.stack([jnp.isfinite(x.reshape(x.shape[0], -1)).all(axis=1) for x in leaves]).all(axis=0)
+
+
+def _seed_step(method: Method, num_seeds: int):
+    """``method.step`` over the seed axis: ``vmap``, or for one seed a plain call (XLA then emits the
+    unbatched program; a batch-of-one ``vmap`` can make random sampling and nested vmaps slower)."""
+    if num_seeds > 1:
+        return jax.vmap(method.step)
+
+    def step(state, keys):
+        new, metrics = method.step(jax.tree.map(lambda a: a[0], state), keys[0])
+        return jax.tree.map(lambda a: jnp.asarray(a)[None], (new, metrics))
+
+    return step
+
+
+def _chunk_fn(method: Method, threshold: float, num_seeds: int):
+    """One chunk: ``scan`` over steps of the seed-batched step with per-seed divergence freezing.
+
+    A seed diverges when its loss is NaN or above ``threshold`` in magnitude, or when the update left a
+    non-finite value in its state (the loss of that step was computed before the update); it keeps
+    its last good state.
+    """
+    vstep = _seed_step(method, num_seeds)
 
     def chunk(carry, train_keys, steps):
         def body(carry, t):
@@ -110,7 +134,7 @@ def _chunk_fn(method: Method, threshold: float):
             keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(train_keys)
             new_state, metrics = vstep(state, keys)
             loss = metrics["loss"]
-            bad = ~jnp.isfinite(loss) | (jnp.abs(loss) > threshold)
+            bad = ~jnp.isfinite(loss) | (jnp.abs(loss) > threshold) | ~_all_finite(new_state)
             keep = alive & ~bad
 
             def select(new, old):
@@ -182,7 +206,7 @@ def train(method: Method, key: jax.Array, num_steps: int, *, num_seeds: int = 1,
 
     # Donating the carry lets XLA update the state in place; the CPU backend cannot and would warn.
     donate = (0,) if jax.default_backend() != "cpu" else ()
-    chunk = jax.jit(_chunk_fn(method, divergence_threshold), donate_argnums=donate)
+    chunk = jax.jit(_chunk_fn(method, divergence_threshold, num_seeds), donate_argnums=donate)
     evaluate = None
     if method.evaluate is not None:
         evaluate = jax.jit(lambda s, k: jax.vmap(method.evaluate)(s, jax.random.split(k, num_seeds)))

@@ -89,3 +89,25 @@ def test_divergence_is_reported_not_raised():
     assert result.steps == 50  # all seeds diverged: the run stops at the end of that chunk
     assert np.isnan(result.final("w_error")).all()
     assert np.isfinite(np.asarray(result.state["params"]["w"])).all()  # frozen at the last good state
+
+
+def test_a_seed_whose_update_leaves_nan_is_frozen_before_it():
+    """The loss of a step is computed before its update: a finite loss with NaN parameters after the
+    update must still end the seed, on its last finite state."""
+    def init(key):
+        return {"w": jnp.ones(())}
+
+    def step(state, key):
+        new = {"w": jnp.where(state["w"] > 3.5, jnp.nan, state["w"] + 1.0)}
+        return new, {"loss": state["w"]}
+
+    result = train(Method("nan-update", init, step), jax.random.key(0), 10, chunk_size=5, progress=False)
+    assert result.diverged.all() and result.diverged_at.tolist() == [3]
+    assert float(result.state["w"][0]) == 4.0
+
+
+def test_single_and_batched_seed_paths_agree():
+    method, key = regression_method(), jax.random.key(5)
+    one = train(method, key, 60, num_seeds=1, chunk_size=30, progress=False)
+    assert np.asarray(one.state["params"]["w"]).shape == (1,)
+    assert one.history["loss"].shape == (2, 1)
