@@ -4,3 +4,19 @@ Each race runs otlib and, when the ``peers`` extra is installed, OTT-JAX 0.6.0 o
 pair, networks, batch and steps, one after the other on the same machine, prints a table, and ends with
 one JSON line (the keys each race documents) so scripts can collect the figures.
 """
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Iterator
+
+import jax
+
+__all__ = ["batches"]
+
+
+def batches(sample: Callable[[jax.Array, int], jax.Array], key: jax.Array, n: int) -> Iterator[jax.Array]:
+    """Fresh batches for OTT-JAX's training loops: ``sample(fold_in(key, i), n)``, one jitted call each."""
+    draw = jax.jit(lambda k: sample(k, n))
+    for i in itertools.count():
+        yield draw(jax.random.fold_in(key, i))

@@ -25,11 +25,10 @@ import argparse
 import contextlib
 import dataclasses
 import io
-import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -37,6 +36,7 @@ import jax
 from otlib import w2bench
 from otlib.methods.enot import ENOTConfig, enot, transport
 from otlib.train import train
+from otlib.bench import batches
 
 __all__ = ["RECOMMENDED", "SAME_AS_OTT", "main", "matmul_gflops_per_s", "race_otlib", "race_peer", "step_flops"]
 
@@ -99,12 +99,6 @@ def race_otlib(config: ENOTConfig, bench: Any, steps: int, seed: int) -> dict[st
             "l2_uvp": math.nan if result.diverged[0] else _l2_uvp_of(lambda x: transport(state, x), bench, seed)}
 
 
-def _batches(sample: Callable[[jax.Array, int], jax.Array], key: jax.Array, n: int) -> Iterator[jax.Array]:
-    draw = jax.jit(lambda k: sample(k, n))
-    for i in itertools.count():
-        yield draw(jax.random.fold_in(key, i))
-
-
 def race_peer(bench: Any, steps: int, seed: int) -> dict[str, Any] | None:
     """OTT-JAX's ``ExpectileNeuralDual`` with its defaults (batch 1024), or ``None`` if it is absent.
 
@@ -119,7 +113,7 @@ def race_peer(bench: Any, steps: int, seed: int) -> dict[str, Any] | None:
     keys = jax.random.split(jax.random.key(seed), 4)
     solver = ExpectileNeuralDual(dim_data=bench.dim, num_train_iters=2, valid_freq=steps + 2,
                                  rng=jax.random.fold_in(keys[0], 1))
-    loaders = (_batches(bench.sample_source, keys[1], n), _batches(bench.sample_target, keys[2], n))
+    loaders = (batches(bench.sample_source, keys[1], n), batches(bench.sample_target, keys[2], n))
     with contextlib.redirect_stderr(io.StringIO()):  # OTT draws a tqdm bar on stderr; keep the race's output clean
         solver.train_fn(*loaders, *loaders)          # compile the step (2 steps: both directions)
         solver.num_train_iters = steps

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import jax
 import optax
@@ -32,6 +32,7 @@ from otlib import conjugate, w2bench
 from otlib.icnn import hd_widths
 from otlib.methods.w2ot import DEVICE_SCHEDULES, W2OTConfig, transport, w2ot
 from otlib.train import train
+from otlib.bench import batches
 
 __all__ = ["main"]
 
@@ -64,15 +65,6 @@ def _run_otlib(bench: Any, args: argparse.Namespace, key: jax.Array) -> tuple[fl
     return result.steps_per_s, result.compile_s, uvp
 
 
-def _batches(sample: Any, key: jax.Array, n: int) -> Iterator[jax.Array]:
-    """Fresh batches drawn on the device, one jitted call each (what OTT's training loop consumes)."""
-    draw = jax.jit(sample, static_argnums=1)
-    i = 0
-    while True:
-        yield draw(jax.random.fold_in(key, i), n)
-        i += 1
-
-
 def _run_ott(bench: Any, args: argparse.Namespace, key: jax.Array, gtol: float, max_iter: int
              ) -> Optional[tuple[float, float, float]]:
     """(steps/s, compile seconds, forward L2-UVP %) of OTT-JAX's W2NeuralDual, or None without OTT."""
@@ -94,8 +86,8 @@ def _run_ott(bench: Any, args: argparse.Namespace, key: jax.Array, gtol: float, 
         rng=key, amortization_loss="regression",
         conjugate_solver=FenchelConjugateLBFGS(gtol=gtol, max_iter=max_iter, linesearch_type="backtracking"))
     key_x, key_y = jax.random.split(jax.random.fold_in(key, 1))
-    sources = _batches(bench.sample_source, key_x, args.batch)
-    targets = _batches(bench.sample_target, key_y, args.batch)
+    sources = batches(bench.sample_source, key_x, args.batch)
+    targets = batches(bench.sample_target, key_y, args.batch)
     state_f, state_g = dual.state_f, dual.state_g
 
     t0 = time.perf_counter()  # compile the step (and the samplers) on a first batch, result discarded
