@@ -37,6 +37,7 @@ from otlib.expectile import enot_loss
 from otlib.method import Method, Sampler
 from otlib.nets import MLP
 from otlib.train import DIVERGENCE_THRESHOLD
+from otlib.w2bench.metrics import unexplained_variance
 
 __all__ = ["FORMS", "ENOTConfig", "ENOTState", "enot", "enot_grid", "hd_evaluate", "inverse", "paper_hd_config",
            "potential", "transport", "w2_estimate"]
@@ -410,9 +411,9 @@ def hd_evaluate(bench: Any, n: int = 2 ** 14, *, inverse_too: bool = True
 
     def evaluate(state: ENOTState, key: jax.Array) -> dict[str, jax.Array]:
         x, y = bench.sample_pair(key, n)
-        out = {"l2_uvp": 100.0 * jnp.mean(jnp.sum((transport(state, x) - y) ** 2, -1)) / bench.var_target}
+        out = {"l2_uvp": unexplained_variance(transport(state, x), y, bench.var_target)}
         if inverse_too and state.config.bidirectional:
-            out["l2_uvp_inverse"] = 100.0 * jnp.mean(jnp.sum((inverse(state, y) - x) ** 2, -1)) / bench.var_source
+            out["l2_uvp_inverse"] = unexplained_variance(inverse(state, y), x, bench.var_source)
         return out
 
     return evaluate

@@ -37,6 +37,7 @@ from otlib.conjugate import ConjugateResult, ConjugateSolver
 from otlib.icnn import ICNN, hd_widths
 from otlib.method import Method, Sampler
 from otlib.nets import InitNN, PotentialMLP
+from otlib.w2bench.metrics import unexplained_variance
 
 __all__ = ["W2OTConfig", "DEVICE_SCHEDULES", "for_device", "W2OTState", "POTENTIALS", "w2ot", "networks", "potential", "transport", "amortize",
            "inverse", "dual_loss", "hd_evaluate", "finetune_solver", "eval_solver"]
@@ -329,10 +330,10 @@ def hd_evaluate(bench: Any, n: int = 2 ** 14, *, n_inverse: int = 1024
 
     def evaluate(state: W2OTState, key: jax.Array) -> dict[str, jax.Array]:
         x, y = bench.sample_pair(key, n)
-        forward = 100.0 * jnp.mean(jnp.sum((transport(state, x) - y) ** 2, axis=-1)) / bench.var_target
+        forward = unexplained_variance(transport(state, x), y, bench.var_target)
         x, y = bench.sample_pair(key, n_inverse)
         solved = inverse(state, y)
-        backward = 100.0 * jnp.mean(jnp.sum((solved.x - x) ** 2, axis=-1)) / bench.var_source
+        backward = unexplained_variance(solved.x, x, bench.var_source)
         return {"l2_uvp": forward, "l2_uvp_inverse": backward,
                 "solver_iterations": jnp.mean(solved.num_iter.astype(jnp.float32))}
 

@@ -23,7 +23,7 @@ import scipy.linalg
 
 from otlib.w2bench.hd import HDBenchmark
 
-__all__ = ["PUBLISHED", "l2_uvp", "l2_uvp_inverse", "cos_similarity", "linear_map", "apply_linear_map",
+__all__ = ["PUBLISHED", "unexplained_variance", "l2_uvp", "l2_uvp_inverse", "cos_similarity", "linear_map", "apply_linear_map",
            "identity_l2_uvp", "linear_l2_uvp", "DEFAULT_N", "DEFAULT_CHUNK"]
 
 MapFn = Callable[[jax.Array], jax.Array]
@@ -53,6 +53,12 @@ def _apply(map_fn: MapFn, x: jax.Array) -> jax.Array:
     if out.shape != x.shape:
         raise ValueError(f"map_fn must map (n, D) to (n, D); got {tuple(x.shape)} -> {tuple(out.shape)}")
     return out
+
+
+def unexplained_variance(predicted: jax.Array, truth: jax.Array, variance: jax.Array | float) -> jax.Array:
+    """100 mean ||predicted - truth||^2 / variance (%): the L2-UVP of one batch, traceable, so a method's
+    ``evaluate`` can compute it inside the driver's jit and seed vmap (§3.1)."""
+    return 100.0 * jnp.mean(jnp.sum((predicted - truth) ** 2, axis=-1)) / variance
 
 
 def l2_uvp(map_fn: MapFn, bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N, *,
