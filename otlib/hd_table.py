@@ -113,7 +113,7 @@ def _run_peer(folder: Path, dim: int, bench, budget: Budget) -> dict:
     stored = tables.load_cell(folder, PEER_ROW, dim)
     if tables.cell_matches(stored, budget.enot_steps, seeds, repr(budget)):
         return stored
-    runs = [race_peer(bench, budget.enot_steps, seed) for seed in range(seeds)]
+    runs = [race_peer(bench, budget.enot_steps, seed, batch_size=budget.batch_size) for seed in range(seeds)]
     return tables.store_cell(folder, PEER_ROW, dim, {
         "steps": budget.enot_steps, "seeds": seeds, "tag": repr(budget), "metric": "l2_uvp",
         "values": [r["l2_uvp"] for r in runs], "diverged": [False] * seeds,

@@ -111,6 +111,22 @@ def test_gaussian_pair_recovers_the_bures_map():
     assert 1.0 <= history["solver_iterations"][-1, 0] < 10.0  # warm starts keep the solves short
 
 
+def test_interrupted_and_resumed_run_ends_with_the_same_parameters(tmp_path):
+    """A W2OT run (potential, amortizer, both optimizers and the L-BFGS warm starts) stopped after 60 of 100
+    steps and resumed from its checkpoint ends bit-identical to the run that was never interrupted."""
+    config = dataclasses.replace(SMALL, widths=(16,), amortizer_widths=(16,), batch_size=64, num_steps=100,
+                                 pretrain_steps=20)
+    method = w2ot(config, sample_source, sample_target, dim=DIM)
+    key, path = jax.random.key(3), tmp_path / "w2ot.ckpt"
+    full = train(method, key, config.num_steps, chunk_size=20, progress=False)
+    first = train(method, key, config.num_steps, chunk_size=20, checkpoint=path, until=60, progress=False)
+    assert first.steps == 60
+    resumed = train(method, key, config.num_steps, chunk_size=20, checkpoint=path, progress=False)
+    assert resumed.steps == config.num_steps
+    jax.tree.map(np.testing.assert_array_equal, jax.device_get(full.state), jax.device_get(resumed.state))
+    np.testing.assert_array_equal(full.history["loss"], resumed.history["loss"])
+
+
 def test_absurd_learning_rate_is_reported_as_diverged():
     config = dataclasses.replace(SMALL, amortization="objective_none", learning_rate=1e4, pretrain_steps=0,
                                  num_steps=40)
