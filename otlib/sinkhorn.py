@@ -41,7 +41,7 @@ ANNEAL_INIT = 1e3
 """ε-scaling starts at ``ANNEAL_INIT · ε`` (10 for ε = 1e-2: a blurred problem that Sinkhorn solves at once)."""
 ANNEAL_DECAY = 0.9
 """Geometric decay of ε per Sinkhorn iteration until it reaches its target (about 66 iterations from 1e3·ε)."""
-MAX_ITERATIONS = 10_000
+MAX_ITERATIONS = 100_000
 """Sinkhorn iteration cap for each of the three problems; the result is NaN when it is hit."""
 
 Map = Callable[[jax.Array], jax.Array]
