@@ -24,11 +24,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import io
+import functools
 import json
 import math
 import time
-from collections.abc import Callable
+import unittest.mock
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -99,6 +100,15 @@ def race_otlib(config: ENOTConfig, bench: Any, steps: int, seed: int) -> dict[st
             "l2_uvp": math.nan if result.diverged[0] else _l2_uvp_of(lambda x: transport(state, x), bench, seed)}
 
 
+@contextlib.contextmanager
+def _quiet_tqdm() -> Iterator[None]:
+    """Disable the ``tqdm.auto.tqdm`` bars that OTT-JAX's ``train_fn`` imports when it is called."""
+    import tqdm.auto
+
+    with unittest.mock.patch.object(tqdm.auto, "tqdm", functools.partial(tqdm.auto.tqdm, disable=True)):
+        yield
+
+
 def race_peer(bench: Any, steps: int, seed: int, batch_size: int = SAME_AS_OTT.batch_size) -> dict[str, Any] | None:
     """OTT-JAX's ``ExpectileNeuralDual`` with its defaults on batches of ``batch_size``, or ``None`` if it is absent.
 
@@ -114,7 +124,7 @@ def race_peer(bench: Any, steps: int, seed: int, batch_size: int = SAME_AS_OTT.b
     solver = ExpectileNeuralDual(dim_data=bench.dim, num_train_iters=2, valid_freq=steps + 2,
                                  rng=jax.random.fold_in(keys[0], 1))
     loaders = (batches(bench.sample_source, keys[1], n), batches(bench.sample_target, keys[2], n))
-    with contextlib.redirect_stderr(io.StringIO()):  # OTT draws a tqdm bar on stderr; keep the race's output clean
+    with _quiet_tqdm():  # OTT draws a tqdm bar (a widget in a notebook); keep the race's output clean
         solver.train_fn(*loaders, *loaders)          # compile the step (2 steps: both directions)
         solver.num_train_iters = steps
         t0 = time.perf_counter()
