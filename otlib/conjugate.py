@@ -4,19 +4,27 @@ For a potential f and a target point y,
 
     f*(y) = -min_x J(x; y),    J(x; y) = f(x) - <x, y>,    x_hat(y) = argmin_x J(x; y) = grad f*(y).
 
-A solver minimises J for *one* y from a given start ``x_init`` (the amortized prediction H(y), or y
-itself for a cold start); a batch of targets is a ``jax.vmap`` of that (:func:`conjugates`, optionally
-in chunks), and under ``vmap`` the loop runs until the slowest target is done. Every solver shares the
+A solver minimises J independently for every row of a batch of targets y (n, D), each from its own start
+``x_init`` (the amortized prediction H(y), or y itself for a cold start). Every solver shares the
 stopping rule of the reference code: at least one step, then stop once ||grad J||_inf < gtol, after
 ``max_iter`` steps, or when the line search finds no acceptable step.
 
-Solvers (frozen dataclasses with ``solve(f, y, x_init) -> ConjugateResult``):
+How a batch is solved (:func:`conjugates`). The reference code vmaps one solve per target, so every
+target runs until the slowest of the batch is done, and the vmapped L-BFGS also waits, inside each
+iteration, for the target whose line search backtracks longest. Here a batch advances in *ticks*: one
+tick evaluates J and its gradient once at one point per target (one line-search trial, or one whole
+iteration for solvers without a sequential line search), and a target that has stopped is frozen. Once
+few targets are still going, they are gathered into a smaller working set (``shrink``), so the slow tail
+of the batch is not paid for at the width of the whole batch. The iterates of every target are exactly
+those of its own solve; only the amount of wasted work changes (about 2x less on a CPU at D = 64).
+
+Solvers (frozen dataclasses; ``solve(f, y, x_init)`` solves one target, :func:`conjugates` a batch):
 
 * :class:`LBFGS`: L-BFGS (two-loop recursion, history 10) with an Armijo line search over the step
   sizes ``base^-k``, ``k = 0 .. num_evaluations - 1``, either *parallel* (all candidates evaluated at
-  once with ``vmap``, the largest acceptable one kept: the accelerator-friendly variant of the paper) or
-  *backtracking* (sequential; each candidate evaluated once, unlike the reference code, which evaluates
-  step 1 twice, w2ot §8).
+  once, the largest acceptable one kept: the accelerator-friendly variant of the paper, one tick per
+  iteration) or *backtracking* (sequential, one candidate per tick; each candidate evaluated once,
+  unlike the reference code, which evaluates step 1 twice, w2ot §8). Both accept the same step.
 * :class:`LBFGSWolfe`: L-BFGS with the strong-Wolfe zoom line search, from ``optax.lbfgs``.
 * :class:`Adam`: Adam with a cosine step size 0.1 -> 0.1 * 1e-4 over ``max_iter``.
 
@@ -27,22 +35,22 @@ The paper's settings are :data:`LBFGS_PAPER`, :data:`LBFGS_HIGH_PRECISION`, :dat
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Protocol
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Protocol, Sequence
 
 import jax
 import jax.numpy as jnp
 import optax
 
 __all__ = ["ConjugateResult", "ConjugateSolver", "LBFGS", "LBFGSWolfe", "Adam", "LINE_SEARCHES", "LBFGS_PAPER",
-           "LBFGS_BACKTRACKING", "LBFGS_HIGH_PRECISION", "LBFGS_WOLFE", "ADAM_PAPER", "SOLVERS", "solver", "conjugates",
-           "normalized_traces"]
+           "LBFGS_BACKTRACKING", "LBFGS_HIGH_PRECISION", "LBFGS_WOLFE", "ADAM_PAPER", "SOLVERS", "SHRINK", "solver",
+           "conjugates", "normalized_traces"]
 
 Potential = Callable[[jax.Array], jax.Array]
 """A potential on single points, ``f: (D,) -> ()``."""
 
 
 class ConjugateResult(NamedTuple):
-    """What a conjugate solve returns (one target; a leading batch axis under ``vmap``).
+    """What a conjugate solve returns (one target; a leading batch axis for a batch).
 
     Attributes:
       x: the minimiser x_hat of J(.; y), i.e. grad f*(y), the inverse transport of y.
@@ -60,34 +68,89 @@ class ConjugateResult(NamedTuple):
     trace: Optional[jax.Array] = None
 
 
+# ----------------------------------------------------------------------------------------------------
+# A batch of objectives J(.; y_i), and the state of their solves. Every array has the targets first.
+
+class _Objective(NamedTuple):
+    """J(x; y) = f(x) - <x, y> for each row y of ``y`` (n, D), evaluated row by row."""
+
+    f: Potential
+    y: jax.Array
+
+    def single(self, y: jax.Array) -> Callable[[jax.Array], jax.Array]:
+        """J(.; y) for one target."""
+        return lambda x: self.f(x) - jnp.vdot(x, y)
+
+    def value(self, x: jax.Array) -> jax.Array:
+        """J(x_i; y_i) for each row, (n,)."""
+        return jax.vmap(lambda x, y: self.single(y)(x))(x, self.y)
+
+    def value_and_grad(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """J(x_i; y_i) and grad_x J(x_i; y_i) for each row, (n,) and (n, D)."""
+        return jax.vmap(lambda x, y: jax.value_and_grad(self.single(y))(x))(x, self.y)
+
+
+class _Iterate(NamedTuple):
+    """The current point of n solves."""
+
+    x: jax.Array  # (n, D)
+    value: jax.Array  # (n,) J(x; y)
+    grad: jax.Array  # (n, D) grad_x J(x; y)
+    k: jax.Array  # (n,) iterations completed
+    ok: jax.Array  # (n,) False once a step failed (no acceptable step size)
+    trace: Optional[jax.Array]  # (n, max_iter + 1) J after each iteration, when recorded
+    memory: Any  # the solver's own state (L-BFGS pairs, optimiser moments), targets first
+
+
+class _Tick(NamedTuple):
+    """What a solver's tick returns: the new point (the old one where no step was taken), whether the
+    step failed, the solver's memory, and which targets completed an iteration on this tick."""
+
+    x: jax.Array
+    value: jax.Array
+    grad: jax.Array
+    ok: jax.Array
+    memory: Any
+    completed: jax.Array
+
+
 class ConjugateSolver(Protocol):
-    """Anything with a tolerance, an iteration cap and ``solve(f, y, x_init)``."""
+    """A tolerance, an iteration cap, and one tick of the solver on a batch (see the module docstring).
+
+    ``start(x0)`` is the solver's memory for n targets starting at x0 (n, D); ``tick(J, it, going)``
+    evaluates J at one point per target and returns the :class:`_Tick`; targets where ``going`` is False
+    are frozen by the caller, but must not have their memory changed by the tick.
+    """
 
     gtol: float
     max_iter: int
+    record_trace: bool
+
+    def start(self, x0: jax.Array) -> Any: ...
+
+    def tick(self, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick: ...
 
     def solve(self, f: Potential, y: jax.Array, x_init: Optional[jax.Array] = None) -> ConjugateResult: ...
 
 
-# ----------------------------------------------------------------------------------------------------
-# The shared loop: at least one step, then until ||grad J||_inf < gtol, max_iter, or a failed step.
-
-class _Iterate(NamedTuple):
-    x: jax.Array
-    value: jax.Array  # J(x; y)
-    grad: jax.Array  # grad_x J(x; y)
-    k: jax.Array
-    ok: jax.Array  # False once a step failed (no acceptable step size)
-    trace: Optional[jax.Array]  # J after each iteration, when recorded
-    memory: Any  # the solver's own state (L-BFGS pairs, optimiser moments)
+def _rows(mask: jax.Array, like: jax.Array) -> jax.Array:
+    """``mask`` (n,) broadcast against an array whose first axis holds the n targets."""
+    return mask.reshape(mask.shape + (1,) * (like.ndim - mask.ndim))
 
 
-Advance = Callable[[Callable[[jax.Array], jax.Array], _Iterate], tuple[jax.Array, jax.Array, jax.Array, jax.Array, Any]]
-"""One solver step: ``(J, iterate) -> (x, J(x), grad J(x), ok, memory)``."""
+def _where_rows(mask: jax.Array, new: Any, old: Any) -> Any:
+    """Leaf by leaf, the rows of ``new`` where ``mask`` holds, else those of ``old``."""
+    return jax.tree.map(lambda a, b: jnp.where(_rows(mask, a), a, b), new, old)
+
+
+def _rowdot(a: jax.Array, b: jax.Array) -> jax.Array:
+    """<a_i, b_i> for each row."""
+    return jnp.sum(a * b, axis=-1)
 
 
 def _inf_norm(g: jax.Array) -> jax.Array:
-    return jnp.max(jnp.abs(g))
+    """||g_i||_inf for each row."""
+    return jnp.max(jnp.abs(g), axis=-1)
 
 
 def _check(gtol: float, max_iter: int) -> None:
@@ -97,127 +160,176 @@ def _check(gtol: float, max_iter: int) -> None:
         raise ValueError("gtol is NaN; use a negative gtol to run exactly max_iter iterations")
 
 
-def _minimize(J: Callable[[jax.Array], jax.Array], x_init: jax.Array, memory: Any, advance: Advance, *,
-              gtol: float, max_iter: int, record_trace: bool) -> ConjugateResult:
-    """Run ``advance`` from ``x_init`` under the shared stopping rule (module docstring)."""
-    value, grad = jax.value_and_grad(J)(x_init)
-    trace = jnp.full((max_iter + 1,), value) if record_trace else None
-    start = _Iterate(x_init, value, grad, jnp.asarray(0, jnp.int32), jnp.asarray(True), trace, memory)
+# ----------------------------------------------------------------------------------------------------
+# The shared loop: ticks until every target has stopped, on shrinking working sets.
 
-    def keep_going(it: _Iterate) -> jax.Array:
-        return it.ok & (it.k < max_iter) & ((it.k == 0) | (_inf_norm(it.grad) >= gtol))
+SHRINK: tuple[int, ...] = (4, 16, 64)
+"""Default working sets of :func:`conjugates`: once at most n/4 targets are still going, they go on as a
+set of n/4 rows, then n/16, then n/64. On a 2-core CPU at D = 64 (1024 targets, the NN potential after 1000
+training steps, L-BFGS backtracking): 61 to 79 ms against 150 ms for the former schedule (vmapped groups of 64
+targets, each run until its slowest is done); (4, 16), (8,) and (2, 8, 32) were within the noise of it. The
+results are the same for any choice."""
 
-    def body(it: _Iterate) -> _Iterate:
-        x, value, grad, ok, memory = advance(J, it)
-        trace = it.trace.at[it.k + 1].set(value) if record_trace else it.trace
-        return _Iterate(x, value, grad, it.k + 1, ok, trace, memory)
 
-    end = jax.lax.while_loop(keep_going, body, start)
+def _going(solver: ConjugateSolver, it: _Iterate) -> jax.Array:
+    """The stopping rule (module docstring), per target."""
+    return it.ok & (it.k < solver.max_iter) & ((it.k == 0) | (_inf_norm(it.grad) >= solver.gtol))
+
+
+def _tick(solver: ConjugateSolver, J: _Objective, it: _Iterate) -> _Iterate:
+    """One tick of the targets still going; the others keep their state (and iteration count)."""
+    going = _going(solver, it)
+    step = solver.tick(J, it, going)
+    completed = going & step.completed
+    trace = it.trace
+    if trace is not None:
+        at = jnp.arange(trace.shape[-1]) == (it.k + 1)[:, None]
+        trace = jnp.where(_rows(completed, trace) & at, step.value[:, None], trace)
+    return _Iterate(*_where_rows(going, (step.x, step.value, step.grad), (it.x, it.value, it.grad)),
+                    k=it.k + completed.astype(it.k.dtype), ok=it.ok & (~going | step.ok), trace=trace,
+                    memory=step.memory)
+
+
+def _run(solver: ConjugateSolver, f: Potential, y: jax.Array, it: _Iterate, sizes: Sequence[int]) -> _Iterate:
+    """Tick the first working set (all of ``y``) until at most ``sizes[1]`` targets are going, gather those
+    into a working set of that size, recurse, and scatter the results back."""
+    J = _Objective(f, y)
+    stop = sizes[1] if len(sizes) > 1 else 0
+    it = jax.lax.while_loop(lambda it: jnp.sum(_going(solver, it)) > stop, lambda it: _tick(solver, J, it), it)
+    if len(sizes) == 1:
+        return it
+    rows = jax.lax.top_k(_going(solver, it).astype(jnp.int32), sizes[1])[1]  # every going row is among them
+    tail = _run(solver, f, y[rows], jax.tree.map(lambda a: a[rows], it), sizes[1:])
+    return jax.tree.map(lambda a, b: a.at[rows].set(b), it, tail)
+
+
+def conjugates(solver: ConjugateSolver, f: Potential, y: jax.Array, x_init: Optional[jax.Array] = None, *,
+               shrink: Sequence[int] = SHRINK) -> ConjugateResult:
+    """Solve the conjugate of every row of ``y`` (n, D), warm-started from the rows of ``x_init`` (or ``y``).
+
+    ``shrink`` lists the divisors of n that give the working sets (default :data:`SHRINK`); ``()`` ticks
+    the whole batch until every target is done. The results do not depend on it (module docstring).
+    """
+    x0 = y if x_init is None else x_init
+    n = y.shape[0]
+    sizes = [n]
+    for divisor in shrink:
+        if divisor < 1:
+            raise ValueError(f"shrink holds divisors of the batch (>= 1), got {tuple(shrink)}")
+        if n // divisor >= 1 and n // divisor < sizes[-1]:
+            sizes.append(n // divisor)
+    value, grad = _Objective(f, y).value_and_grad(x0)
+    trace = jnp.repeat(value[:, None], solver.max_iter + 1, axis=1) if solver.record_trace else None
+    start = _Iterate(x0, value, grad, jnp.zeros(n, jnp.int32), jnp.ones(n, bool), trace, solver.start(x0))
+    end = _run(solver, f, y, start, sizes)
     trace = end.trace
-    if record_trace:  # after the last iteration: the final value
-        trace = jnp.where(jnp.arange(max_iter + 1) > end.k, end.value, trace)
+    if trace is not None:  # after the last iteration: the final value
+        trace = jnp.where(jnp.arange(trace.shape[-1]) > end.k[:, None], end.value[:, None], trace)
     return ConjugateResult(end.x, -end.value, end.k, _inf_norm(end.grad), trace)
 
 
-def _objective(f: Potential, y: jax.Array) -> Callable[[jax.Array], jax.Array]:
-    """J(x; y) = f(x) - <x, y>."""
-    return lambda x: f(x) - jnp.vdot(x, y)
+class _SolveOne:
+    """``solve`` for one target, shared by the solvers: a batch of one row."""
+
+    def solve(self, f: Potential, y: jax.Array, x_init: Optional[jax.Array] = None) -> ConjugateResult:
+        """Minimise J(.; y) from ``x_init`` (``y`` when None) for one target y (D,)."""
+        x0 = y if x_init is None else x_init
+        result = conjugates(self, f, y[None], x0[None], shrink=())
+        return jax.tree.map(lambda a: a[0], result)
 
 
 # ----------------------------------------------------------------------------------------------------
 # Armijo line searches: step sizes base^-k, sufficient decrease J(x + t d) <= J(x) + c1 t <grad J, d>.
 
-class _Step(NamedTuple):
-    x: jax.Array
-    value: jax.Array
-    grad: jax.Array
-    ok: jax.Array
-
-
 def _armijo(value: jax.Array, slope: jax.Array, t: jax.Array, new_value: jax.Array, c1: float) -> jax.Array:
     return new_value <= value + c1 * t * slope  # False for NaN
-
-
-def _parallel_armijo(J, x, value, grad, d, *, base: float, num_evaluations: int, c1: float) -> _Step:
-    """All candidate steps at once (one batched evaluation), the largest acceptable one kept."""
-    steps = base ** -jnp.arange(num_evaluations, dtype=x.dtype)
-    values = jax.vmap(lambda t: J(x + t * d))(steps)
-    acceptable = _armijo(value, jnp.vdot(grad, d), steps, values, c1)
-    ok = acceptable.any()
-    x_new = jnp.where(ok, x + steps[jnp.argmax(acceptable)] * d, x)
-    new_value, new_grad = jax.value_and_grad(J)(x_new)
-    return _Step(x_new, new_value, new_grad, ok)
-
-
-def _backtracking_armijo(J, x, value, grad, d, *, base: float, num_evaluations: int, c1: float) -> _Step:
-    """Try 1, 1/base, 1/base^2, ... one at a time (each evaluated once) until Armijo holds."""
-    slope = jnp.vdot(grad, d)
-
-    def try_next(carry: tuple[jax.Array, _Step]) -> tuple[jax.Array, _Step]:
-        k, _ = carry
-        t = base ** -k.astype(x.dtype)
-        new_value, new_grad = jax.value_and_grad(J)(x + t * d)
-        return k + 1, _Step(x + t * d, new_value, new_grad, _armijo(value, slope, t, new_value, c1))
-
-    def searching(carry: tuple[jax.Array, _Step]) -> jax.Array:
-        k, step = carry
-        return ~step.ok & (k < num_evaluations)
-
-    none_yet = _Step(x, value, grad, jnp.asarray(False))
-    _, step = jax.lax.while_loop(searching, try_next, (jnp.asarray(0, jnp.int32), none_yet))
-    keep = lambda new, old: jnp.where(step.ok, new, old)
-    return _Step(keep(step.x, x), keep(step.value, value), keep(step.grad, grad), step.ok)
-
-
-LINE_SEARCHES: dict[str, Callable[..., _Step]] = {
-    "parallel": _parallel_armijo,
-    "backtracking": _backtracking_armijo,
-}
-"""Armijo line searches for :class:`LBFGS` by name."""
 
 
 # ----------------------------------------------------------------------------------------------------
 # L-BFGS (Nocedal and Wright 2006, Alg. 7.4 and 7.5): the two-loop recursion over the last m pairs.
 
 class _History(NamedTuple):
-    """The last m pairs s = x_{k+1} - x_k, r = grad_{k+1} - grad_k, oldest first; rho = 1/<s, r> (0: empty)."""
+    """The last m pairs s = x_{k+1} - x_k, r = grad_{k+1} - grad_k, oldest first, one (n, D) array per
+    pair (so each step of the recursion reads one contiguous array); rho = 1/<s, r> (0: empty)."""
 
-    s: jax.Array
-    r: jax.Array
-    rho: jax.Array
+    s: tuple[jax.Array, ...]
+    r: tuple[jax.Array, ...]
+    rho: tuple[jax.Array, ...]
 
 
 def _two_loop(grad: jax.Array, memory: _History) -> jax.Array:
     """The quasi-Newton direction -H_k grad with H_k^0 = gamma I, gamma = <s, r>/<r, r> of the newest pair."""
-
-    def newest_first(q, pair):
-        s, r, rho = pair
-        alpha = rho * jnp.vdot(s, q)
-        return q - alpha * r, alpha
-
-    q, alphas = jax.lax.scan(newest_first, grad, memory, reverse=True)
+    q, alphas = grad, []
+    for s, r, rho in zip(reversed(memory.s), reversed(memory.r), reversed(memory.rho)):  # newest first
+        alpha = rho * _rowdot(s, q)
+        q = q - alpha[:, None] * r
+        alphas.append(alpha)
     s_new, r_new, rho_new = memory.s[-1], memory.r[-1], memory.rho[-1]
-    gamma = jnp.where(rho_new > 0, jnp.vdot(s_new, r_new) / jnp.maximum(jnp.vdot(r_new, r_new), 1e-30), 1.0)
-
-    def oldest_first(p, pair_alpha):
-        (s, r, rho), alpha = pair_alpha
-        beta = rho * jnp.vdot(r, p)
-        return p + (alpha - beta) * s, None
-
-    p, _ = jax.lax.scan(oldest_first, gamma * q, (memory, alphas))
+    gamma = jnp.where(rho_new > 0, _rowdot(s_new, r_new) / jnp.maximum(_rowdot(r_new, r_new), 1e-30), 1.0)
+    p = gamma[:, None] * q
+    for s, r, rho, alpha in zip(memory.s, memory.r, memory.rho, reversed(alphas)):  # oldest first
+        beta = rho * _rowdot(r, p)
+        p = p + (alpha - beta)[:, None] * s
     return -p
 
 
-def _remember(memory: _History, s: jax.Array, r: jax.Array) -> _History:
-    """Append the newest pair, dropping the oldest; pairs without positive curvature <s, r> are skipped."""
-    sr = jnp.vdot(s, r)
-    fresh = sr > 1e-10 * jnp.sqrt(jnp.vdot(s, s) * jnp.vdot(r, r))
-    append = lambda buf, new: jnp.where(fresh, jnp.concatenate([buf[1:], new[None]]), buf)
-    return _History(append(memory.s, s), append(memory.r, r), append(memory.rho, jnp.where(fresh, 1.0 / sr, 0.0)))
+def _remember(memory: _History, s: jax.Array, r: jax.Array, accept: jax.Array) -> _History:
+    """Where ``accept``, append the newest pair and drop the oldest; pairs without positive curvature
+    <s, r> are skipped."""
+    sr = _rowdot(s, r)
+    fresh = accept & (sr > 1e-10 * jnp.sqrt(_rowdot(s, s) * _rowdot(r, r)))
+    shift = lambda buf, new: tuple(jnp.where(_rows(fresh, old), nxt, old)  # noqa: E731
+                                   for old, nxt in zip(buf, buf[1:] + (new,)))
+    return _History(shift(memory.s, s), shift(memory.r, r), shift(memory.rho, jnp.where(fresh, 1.0 / sr, 0.0)))
+
+
+class _LBFGSMemory(NamedTuple):
+    history: _History
+    direction: jax.Array  # (n, D) the current iteration's search direction
+    trial: jax.Array  # (n,) the backtracking trial under way (0: a new iteration starts)
+
+
+def _parallel_armijo(solver: LBFGS, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick:
+    """One whole iteration per tick: every candidate step at once, the largest acceptable one kept."""
+    memory = it.memory
+    d = _two_loop(it.grad, memory.history)
+    steps = solver.base ** -jnp.arange(solver.num_evaluations, dtype=it.x.dtype)
+    values = jax.vmap(lambda t: J.value(it.x + t * d))(steps)  # (num_evaluations, n)
+    acceptable = _armijo(it.value, _rowdot(it.grad, d), steps[:, None], values, solver.c1)
+    ok = acceptable.any(axis=0)
+    t = steps[jnp.argmax(acceptable, axis=0)]
+    x = jnp.where(_rows(ok, d), it.x + t[:, None] * d, it.x)
+    value, grad = J.value_and_grad(x)
+    history = _remember(memory.history, x - it.x, grad - it.grad, going & ok)
+    return _Tick(x, value, grad, ok, memory._replace(history=history), jnp.ones_like(ok))
+
+
+def _backtracking_armijo(solver: LBFGS, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick:
+    """One candidate per tick: 1, 1/base, 1/base^2, ... until Armijo holds (each evaluated once)."""
+    memory = it.memory
+    new_iteration = memory.trial == 0
+    d = jnp.where(_rows(new_iteration, it.x), _two_loop(it.grad, memory.history), memory.direction)
+    t = solver.base ** -memory.trial.astype(it.x.dtype)
+    x = it.x + t[:, None] * d
+    value, grad = J.value_and_grad(x)
+    accept = going & _armijo(it.value, _rowdot(it.grad, d), t, value, solver.c1)
+    failed = going & ~accept & (memory.trial + 1 >= solver.num_evaluations)
+    history = _remember(memory.history, x - it.x, grad - it.grad, accept)
+    trial = jnp.where(accept | failed, 0, jnp.where(going, memory.trial + 1, memory.trial))
+    new = _where_rows(accept, (x, value, grad), (it.x, it.value, it.grad))
+    return _Tick(*new, ~failed, _LBFGSMemory(history, jnp.where(_rows(going, d), d, memory.direction), trial),
+                 accept | failed)
+
+
+LINE_SEARCHES: dict[str, Callable[..., _Tick]] = {
+    "parallel": _parallel_armijo,
+    "backtracking": _backtracking_armijo,
+}
+"""Armijo line searches for :class:`LBFGS` by name: ``search(solver, J, iterate, going) -> tick``."""
 
 
 @dataclasses.dataclass(frozen=True)
-class LBFGS:
+class LBFGS(_SolveOne):
     """L-BFGS with an Armijo line search (w2ot §2, "L-BFGS"; defaults: ``lbfgs.yaml``, the paper's).
 
     Attributes:
@@ -248,30 +360,23 @@ class LBFGS:
             raise ValueError(f"need base > 1, num_evaluations >= 1 and history >= 1, got base={self.base}, "
                              f"num_evaluations={self.num_evaluations}, history={self.history}")
 
-    def solve(self, f: Potential, y: jax.Array, x_init: Optional[jax.Array] = None) -> ConjugateResult:
-        """Minimise J(.; y) from ``x_init`` (``y`` when None)."""
-        line_search = LINE_SEARCHES[self.line_search]
-        x0 = y if x_init is None else x_init
-        empty = _History(jnp.zeros((self.history,) + x0.shape, x0.dtype),
-                         jnp.zeros((self.history,) + x0.shape, x0.dtype), jnp.zeros((self.history,), x0.dtype))
+    def start(self, x0: jax.Array) -> _LBFGSMemory:
+        zeros = jnp.zeros_like(x0)
+        empty = _History((zeros,) * self.history, (zeros,) * self.history,
+                         (jnp.zeros(x0.shape[:1], x0.dtype),) * self.history)
+        return _LBFGSMemory(empty, zeros, jnp.zeros(x0.shape[:1], jnp.int32))
 
-        def advance(J, it: _Iterate):
-            d = _two_loop(it.grad, it.memory)
-            step = line_search(J, it.x, it.value, it.grad, d, base=self.base,
-                               num_evaluations=self.num_evaluations, c1=self.c1)
-            memory = _remember(it.memory, step.x - it.x, step.grad - it.grad)
-            return step.x, step.value, step.grad, step.ok, memory
-
-        return _minimize(_objective(f, y), x0, empty, advance, gtol=self.gtol, max_iter=self.max_iter,
-                         record_trace=self.record_trace)
+    def tick(self, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick:
+        return LINE_SEARCHES[self.line_search](self, J, it, going)
 
 
 @dataclasses.dataclass(frozen=True)
-class LBFGSWolfe:
+class LBFGSWolfe(_SolveOne):
     """L-BFGS with the strong-Wolfe zoom line search (``optax.lbfgs`` + ``scale_by_zoom_linesearch``).
 
     The reference code's ``linesearch: wolfe`` option (JAX's zoom search, at most 20 steps, w2ot §2);
-    here the update and line search are optax's, only the stopping rule is shared with :class:`LBFGS`.
+    here the update and line search are optax's (one whole iteration per tick, vmapped over targets),
+    only the stopping rule is shared with :class:`LBFGS`.
     """
 
     gtol: float = 0.1  # lbfgs.yaml
@@ -283,23 +388,26 @@ class LBFGSWolfe:
     def __post_init__(self) -> None:
         _check(self.gtol, self.max_iter)
 
-    def solve(self, f: Potential, y: jax.Array, x_init: Optional[jax.Array] = None) -> ConjugateResult:
-        """Minimise J(.; y) from ``x_init`` (``y`` when None)."""
-        opt = optax.lbfgs(memory_size=self.history, linesearch=optax.scale_by_zoom_linesearch(
+    def _optimizer(self) -> optax.GradientTransformationExtraArgs:
+        return optax.lbfgs(memory_size=self.history, linesearch=optax.scale_by_zoom_linesearch(
             max_linesearch_steps=self.max_linesearch_steps, verbose=False))
-        x0 = y if x_init is None else x_init
 
-        def advance(J, it: _Iterate):
-            updates, state = opt.update(it.grad, it.memory, it.x, value=it.value, grad=it.grad, value_fn=J)
-            value, grad = optax.tree.get(state, "value"), optax.tree.get(state, "grad")
-            return it.x + updates, value, grad, value <= it.value, state
+    def start(self, x0: jax.Array) -> Any:
+        return jax.vmap(self._optimizer().init)(x0)
 
-        return _minimize(_objective(f, y), x0, opt.init(x0), advance, gtol=self.gtol, max_iter=self.max_iter,
-                         record_trace=self.record_trace)
+    def tick(self, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick:
+        opt = self._optimizer()
+
+        def one(x, value, grad, state, y):
+            updates, state = opt.update(grad, state, x, value=value, grad=grad, value_fn=J.single(y))
+            return x + updates, optax.tree.get(state, "value"), optax.tree.get(state, "grad"), state
+
+        x, value, grad, state = jax.vmap(one)(it.x, it.value, it.grad, it.memory, J.y)
+        return _Tick(x, value, grad, value <= it.value, _where_rows(going, state, it.memory), jnp.ones_like(going))
 
 
 @dataclasses.dataclass(frozen=True)
-class Adam:
+class Adam(_SolveOne):
     """Adam with a cosine-decayed step size (w2ot §2, ``adam.yaml``)."""
 
     gtol: float = 0.1  # adam.yaml
@@ -313,20 +421,18 @@ class Adam:
     def __post_init__(self) -> None:
         _check(self.gtol, self.max_iter)
 
-    def solve(self, f: Potential, y: jax.Array, x_init: Optional[jax.Array] = None) -> ConjugateResult:
-        """Minimise J(.; y) from ``x_init`` (``y`` when None)."""
+    def _optimizer(self) -> optax.GradientTransformation:
         schedule = optax.cosine_decay_schedule(self.learning_rate, self.max_iter, alpha=self.final_factor)
-        opt = optax.adam(schedule, b1=self.b1, b2=self.b2)
-        x0 = y if x_init is None else x_init
+        return optax.adam(schedule, b1=self.b1, b2=self.b2)
 
-        def advance(J, it: _Iterate):
-            updates, state = opt.update(it.grad, it.memory)
-            x = it.x + updates
-            value, grad = jax.value_and_grad(J)(x)
-            return x, value, grad, jnp.isfinite(value), state
+    def start(self, x0: jax.Array) -> Any:
+        return jax.vmap(self._optimizer().init)(x0)  # one step count per target
 
-        return _minimize(_objective(f, y), x0, opt.init(x0), advance, gtol=self.gtol, max_iter=self.max_iter,
-                         record_trace=self.record_trace)
+    def tick(self, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick:
+        updates, state = jax.vmap(self._optimizer().update)(it.grad, it.memory)
+        x = it.x + updates
+        value, grad = J.value_and_grad(x)
+        return _Tick(x, value, grad, jnp.isfinite(value), _where_rows(going, state, it.memory), jnp.ones_like(going))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -360,22 +466,6 @@ def solver(name: str) -> ConjugateSolver:
         return SOLVERS[name]
     except KeyError:
         raise ValueError(f"unknown conjugate solver {name!r}; choose one of {sorted(SOLVERS)}") from None
-
-
-def conjugates(solver: ConjugateSolver, f: Potential, y: jax.Array, x_init: Optional[jax.Array] = None, *,
-               batch_size: Optional[int] = None) -> ConjugateResult:
-    """``solver.solve`` on every row of ``y`` (n, D), warm-started from the rows of ``x_init`` (or ``y``).
-
-    ``batch_size=None`` solves all rows at once (``vmap``): the loop runs until the slowest row is done,
-    which is free on an accelerator. On a CPU every row's work costs time, so solving ``batch_size``
-    rows at a time (``lax.map`` over chunks, ``vmap`` within) is faster: each chunk stops at its own
-    slowest row. The results are the same either way.
-    """
-    x_init = y if x_init is None else x_init
-    solve = lambda pair: solver.solve(f, *pair)  # noqa: E731
-    if batch_size is None or batch_size >= y.shape[0]:
-        return jax.vmap(solve)((y, x_init))
-    return jax.lax.map(solve, (y, x_init), batch_size=batch_size)
 
 
 def normalized_traces(traces: Mapping[str, jax.Array]) -> dict[str, jax.Array]:

@@ -1,6 +1,6 @@
 """Race: otlib's W2OT against OTT-JAX 0.6.0's ``W2NeuralDual`` on a W2-benchmark HD pair.
 
-``python -m otlib.bench w2ot --dim D [--steps N] [--batch 1024] [--solver NAME] [--solver-batch N] [--no-peer]``
+``python -m otlib.bench w2ot --dim D [--steps N] [--batch 1024] [--solver NAME] [--no-peer]``
 
 Both sides train the Regression & L-BFGS row of Amos (2023) on ``otlib.w2bench.hd(D)``, one after the
 other, with the same networks (non-convex MLP potential and residual MLP amortizer, widths
@@ -43,8 +43,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1024, help="samples of each measure per step (default 1024)")
     p.add_argument("--solver", choices=sorted(conjugate.SOLVERS),
                    help="otlib's conjugate solver (default: by device, see otlib.methods.w2ot.DEVICE_SCHEDULES)")
-    p.add_argument("--solver-batch", type=int,
-                   help="otlib solves this many conjugates at a time, 0 for all (default: by device)")
     p.add_argument("--pretrain-steps", type=int, default=W2OTConfig.pretrain_steps,
                    help="otlib's identity pretraining steps, untimed (default: the paper's 10001, early exit)")
     p.add_argument("--eval-n", type=int, default=2 ** 14, help="L2-UVP samples (default 2^14, as the benchmark)")
@@ -56,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run_otlib(bench: Any, args: argparse.Namespace, key: jax.Array) -> tuple[float, float, float]:
     """(steps/s, compile seconds, forward L2-UVP %) of otlib's W2OT."""
     config = W2OTConfig(potential="nn", amortization="regression_lbfgs", conjugate_solver=args.solver,
-                        solver_batch_size=args.solver_batch or None, batch_size=args.batch,
+                        batch_size=args.batch,
                         pretrain_steps=args.pretrain_steps)
     method = w2ot(config, bench.sample_source, bench.sample_target, dim=args.dim)
     result = train(method, key, args.steps, chunk_size=args.steps, progress=False)
@@ -113,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1 or args.batch < 1:
         raise SystemExit(f"--steps and --batch must be positive, got {args.steps} and {args.batch}")
     platform = jax.devices()[0].platform
-    default_solver, default_batch = DEVICE_SCHEDULES.get(platform, DEVICE_SCHEDULES["gpu"])
-    args.solver = args.solver or default_solver
-    args.solver_batch = (default_batch or 0) if args.solver_batch is None else args.solver_batch
+    args.solver = args.solver or DEVICE_SCHEDULES.get(platform, DEVICE_SCHEDULES["gpu"])
     bench = w2bench.hd(args.dim)
     solver = conjugate.solver(args.solver)
     widths = list(hd_widths(args.dim))
@@ -123,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
           f"MLP potential and residual MLP amortizer {widths}, batch {args.batch}, {args.steps} steps, "
           f"AdamW(5e-4, b1=b2=0.5), cosine over 250k steps")
     print(f"conjugate solver on both sides: gtol {solver.gtol}, max_iter {solver.max_iter} "
-          f"(otlib {args.solver!r} on ||grad||_inf, {args.solver_batch or 'all'} targets at a time; "
+          f"(otlib {args.solver!r} on ||grad||_inf, in shrinking working sets; "
           f"OTT jaxopt L-BFGS, backtracking, on ||grad||_2, all targets at once)")
     key = jax.random.key(args.seed)
 

@@ -63,9 +63,6 @@ class W2OTConfig:
         ``"lbfgs_high_precision"``, the reference ``train.yaml`` default; ``"lbfgs_backtracking"``, the
         row's ``"lbfgs"`` steps evaluated one at a time, faster on a CPU); None keeps the row's. Rows
         without fine-tuning use it (default ``"lbfgs"``) only to evaluate the inverse map.
-      solver_batch_size: solve the conjugates of this many targets at a time (None: the whole batch at
-        once, best on an accelerator; 64 is about 2-3x faster on a CPU, see
-        :func:`otlib.conjugate.conjugates`). The results do not depend on it.
       learning_rate: AdamW's initial step size, cosine-decayed over ``num_steps`` to ``alpha`` times it.
       b1, b2, weight_decay, alpha: AdamW and schedule settings.
       batch_size: samples of each measure per step.
@@ -83,7 +80,6 @@ class W2OTConfig:
     amortizer_act: str = "elu"  # InitNN default
     amortization: str = "regression_lbfgs"  # the paper's best row (w2ot §9)
     conjugate_solver: Optional[str] = None  # None: the row's ("lbfgs" = lbfgs.yaml, README runs)
-    solver_batch_size: Optional[int] = None  # an execution schedule, not a hyperparameter
     learning_rate: float = 5e-4  # HD config table
     b1: float = 0.5  # optax.adamw(b1=0.5, b2=0.5) of the reference trainer
     b2: float = 0.5
@@ -108,8 +104,6 @@ class W2OTConfig:
         amortization.row(self.amortization)
         if self.conjugate_solver is not None:
             conjugate.solver(self.conjugate_solver)
-        if self.solver_batch_size is not None and self.solver_batch_size < 1:
-            raise ValueError(f"solver_batch_size must be None (all at once) or >= 1, got {self.solver_batch_size}")
         if self.batch_size < 1 or self.num_steps < 1 or self.pretrain_steps < 0:
             raise ValueError(f"need batch_size >= 1, num_steps >= 1, pretrain_steps >= 0; got {self.batch_size}, "
                              f"{self.num_steps}, {self.pretrain_steps}")
@@ -120,14 +114,14 @@ class W2OTConfig:
         return amortization.row(self.amortization)
 
 
-DEVICE_SCHEDULES: dict[str, tuple[str, Optional[int]]] = {
-    "cpu": ("lbfgs_backtracking", 64),
-    "gpu": ("lbfgs", None),
+DEVICE_SCHEDULES: dict[str, str] = {
+    "cpu": "lbfgs_backtracking",
+    "gpu": "lbfgs",
 }
 """The execution schedule of the paper's L-BFGS (lbfgs.yaml: gtol 0.1, Armijo over 1.5^-k, k < 10) by
-platform: (solver, targets solved at a time). Both give the same iterates; a GPU evaluates every step
-size and every target at once (parallel Armijo), a CPU is 2.5-3.5x faster trying step sizes one at a
-time on 64 targets at a time."""
+platform. Both accept the same steps; a GPU evaluates every step size at once (parallel Armijo, one
+iteration per tick of :func:`otlib.conjugate.conjugates`), a CPU tries them one at a time (about 2.7x
+faster there at D = 64: most iterations accept the first step size)."""
 
 
 def for_device(config: W2OTConfig, platform: Optional[str] = None) -> W2OTConfig:
@@ -135,8 +129,8 @@ def for_device(config: W2OTConfig, platform: Optional[str] = None) -> W2OTConfig
     (default: JAX's backend), unless it already names a solver or the row fine-tunes with another."""
     if config.conjugate_solver is not None or config.row.finetune not in (None, "lbfgs"):
         return config
-    solver, batch = DEVICE_SCHEDULES.get(platform or jax.default_backend(), DEVICE_SCHEDULES["gpu"])
-    return dataclasses.replace(config, conjugate_solver=solver, solver_batch_size=batch)
+    solver = DEVICE_SCHEDULES.get(platform or jax.default_backend(), DEVICE_SCHEDULES["gpu"])
+    return dataclasses.replace(config, conjugate_solver=solver)
 
 
 def finetune_solver(config: W2OTConfig) -> Optional[ConjugateSolver]:
@@ -205,8 +199,7 @@ def inverse(state: W2OTState, y: jax.Array, solver: Optional[ConjugateSolver] = 
     ``solver`` defaults to :func:`eval_solver`; the map is ``.x`` of the result, f*(y) is ``.value``.
     """
     f = lambda x: _f(state.config, state.theta, x)  # noqa: E731
-    return conjugate.conjugates(solver or eval_solver(state.config), f, y, amortize(state, y),
-                                batch_size=state.config.solver_batch_size)
+    return conjugate.conjugates(solver or eval_solver(state.config), f, y, amortize(state, y))
 
 
 def dual_loss(f: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array, x_hat: jax.Array) -> jax.Array:
@@ -297,8 +290,7 @@ def w2ot(config: W2OTConfig, sample_source: Sampler, sample_target: Sampler, *, 
         if solver is None:
             x_hat, iterations = x_init, jnp.zeros(())
         else:
-            result = conjugate.conjugates(solver, lambda z: f_apply(state.theta, z), y, x_init,
-                                          batch_size=config.solver_batch_size)
+            result = conjugate.conjugates(solver, lambda z: f_apply(state.theta, z), y, x_init)
             x_hat, iterations = result.x, jnp.mean(result.num_iter.astype(jnp.float32))
         params = (state.theta, state.phi)
         (loss, (dual, amortization_loss)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
