@@ -16,7 +16,8 @@ tick evaluates J and its gradient once at one point per target (one line-search 
 iteration for solvers without a sequential line search), and a target that has stopped is frozen. Once
 few targets are still going, they are gathered into a smaller working set (``shrink``), so the slow tail
 of the batch is not paid for at the width of the whole batch. The iterates of every target are exactly
-those of its own solve; only the amount of wasted work changes (a W2OT training step at D = 64 runs 2.6x faster on a CPU).
+those of its own solve; only the amount of wasted work changes (a W2OT training step at D = 64 runs 2.6x
+faster on a CPU).
 
 Solvers (frozen dataclasses; ``solve(f, y, x_init)`` solves one target, :func:`conjugates` a batch):
 

@@ -15,7 +15,8 @@ Differences that are the libraries' own, not the race's: otlib pretrains f to gr
 ||grad||_2 < gtol, otlib's (as the reference code) on ||grad||_inf < gtol; OTT's potential MLP has no
 activation on its scalar output and a fixed 1/2 ||x||^2 (Amos's has both learned); OTT's amortizer is the
 residual MLP ``PotentialMLP(is_potential=False)``, the same form as otlib's ``InitNN``. otlib runs its L-BFGS
-on the schedule of :data:`otlib.methods.w2ot.DEVICE_SCHEDULES` for the device (same iterates as the paper's parallel Armijo).
+on the schedule of :data:`otlib.methods.w2ot.DEVICE_SCHEDULES` for the device (the steps of the paper's
+parallel Armijo), a batch at a time in shrinking working sets (:func:`otlib.conjugate.conjugates`).
 """
 
 from __future__ import annotations
