@@ -118,9 +118,10 @@ class _Tick(NamedTuple):
 class ConjugateSolver(Protocol):
     """A tolerance, an iteration cap, and one tick of the solver on a batch (see the module docstring).
 
-    ``start(x0)`` is the solver's memory for n targets starting at x0 (n, D); ``tick(J, it, going)``
-    evaluates J at one point per target and returns the :class:`_Tick`; targets where ``going`` is False
-    are frozen by the caller, but must not have their memory changed by the tick.
+    ``start(x0)`` is the solver's memory for n targets starting at x0 (n, D); ``tick(J, it)`` evaluates J
+    at one point per target and returns the :class:`_Tick`. It computes every row; the caller keeps the
+    point, the iteration count and the trace of the targets that had stopped (a stopped target never
+    resumes, so its memory is never read again).
     """
 
     gtol: float
@@ -129,7 +130,7 @@ class ConjugateSolver(Protocol):
 
     def start(self, x0: jax.Array) -> Any: ...
 
-    def tick(self, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick: ...
+    def tick(self, J: _Objective, it: _Iterate) -> _Tick: ...
 
     def solve(self, f: Potential, y: jax.Array, x_init: Optional[jax.Array] = None) -> ConjugateResult: ...
 
@@ -179,9 +180,9 @@ def _going(solver: ConjugateSolver, it: _Iterate) -> jax.Array:
 
 
 def _tick(solver: ConjugateSolver, J: _Objective, it: _Iterate) -> _Iterate:
-    """One tick of the targets still going; the others keep their state (and iteration count)."""
+    """One tick of every target; those that had stopped keep their point, iteration count and trace."""
     going = _going(solver, it)
-    step = solver.tick(J, it, going)
+    step = solver.tick(J, it)
     completed = going & step.completed
     trace = it.trace
     if trace is not None:
@@ -291,7 +292,7 @@ class _LBFGSMemory(NamedTuple):
     trial: jax.Array  # (n,) the backtracking trial under way (0: a new iteration starts)
 
 
-def _parallel_armijo(solver: LBFGS, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick:
+def _parallel_armijo(solver: LBFGS, J: _Objective, it: _Iterate) -> _Tick:
     """One whole iteration per tick: every candidate step at once, the largest acceptable one kept."""
     memory = it.memory
     d = _two_loop(it.grad, memory.history)
@@ -302,11 +303,11 @@ def _parallel_armijo(solver: LBFGS, J: _Objective, it: _Iterate, going: jax.Arra
     t = steps[jnp.argmax(acceptable, axis=0)]
     x = jnp.where(_rows(ok, d), it.x + t[:, None] * d, it.x)
     value, grad = J.value_and_grad(x)
-    history = _remember(memory.history, x - it.x, grad - it.grad, going & ok)
+    history = _remember(memory.history, x - it.x, grad - it.grad, ok)
     return _Tick(x, value, grad, ok, memory._replace(history=history), jnp.ones_like(ok))
 
 
-def _backtracking_armijo(solver: LBFGS, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick:
+def _backtracking_armijo(solver: LBFGS, J: _Objective, it: _Iterate) -> _Tick:
     """One candidate per tick: 1, 1/base, 1/base^2, ... until Armijo holds (each evaluated once)."""
     memory = it.memory
     new_iteration = memory.trial == 0
@@ -314,20 +315,19 @@ def _backtracking_armijo(solver: LBFGS, J: _Objective, it: _Iterate, going: jax.
     t = solver.base ** -memory.trial.astype(it.x.dtype)
     x = it.x + t[:, None] * d
     value, grad = J.value_and_grad(x)
-    accept = going & _armijo(it.value, _rowdot(it.grad, d), t, value, solver.c1)
-    failed = going & ~accept & (memory.trial + 1 >= solver.num_evaluations)
+    accept = _armijo(it.value, _rowdot(it.grad, d), t, value, solver.c1)
+    failed = ~accept & (memory.trial + 1 >= solver.num_evaluations)
     history = _remember(memory.history, x - it.x, grad - it.grad, accept)
-    trial = jnp.where(accept | failed, 0, jnp.where(going, memory.trial + 1, memory.trial))
+    trial = jnp.where(accept | failed, 0, memory.trial + 1)
     new = _where_rows(accept, (x, value, grad), (it.x, it.value, it.grad))
-    return _Tick(*new, ~failed, _LBFGSMemory(history, jnp.where(_rows(going, d), d, memory.direction), trial),
-                 accept | failed)
+    return _Tick(*new, ~failed, _LBFGSMemory(history, d, trial), accept | failed)
 
 
 LINE_SEARCHES: dict[str, Callable[..., _Tick]] = {
     "parallel": _parallel_armijo,
     "backtracking": _backtracking_armijo,
 }
-"""Armijo line searches for :class:`LBFGS` by name: ``search(solver, J, iterate, going) -> tick``."""
+"""Armijo line searches for :class:`LBFGS` by name: ``search(solver, J, iterate) -> tick``."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -368,8 +368,8 @@ class LBFGS(_SolveOne):
                          (jnp.zeros(x0.shape[:1], x0.dtype),) * self.history)
         return _LBFGSMemory(empty, zeros, jnp.zeros(x0.shape[:1], jnp.int32))
 
-    def tick(self, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick:
-        return LINE_SEARCHES[self.line_search](self, J, it, going)
+    def tick(self, J: _Objective, it: _Iterate) -> _Tick:
+        return LINE_SEARCHES[self.line_search](self, J, it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -397,7 +397,7 @@ class LBFGSWolfe(_SolveOne):
     def start(self, x0: jax.Array) -> Any:
         return jax.vmap(self._optimizer().init)(x0)
 
-    def tick(self, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick:
+    def tick(self, J: _Objective, it: _Iterate) -> _Tick:
         opt = self._optimizer()
 
         def one(x, value, grad, state, y):
@@ -405,7 +405,7 @@ class LBFGSWolfe(_SolveOne):
             return x + updates, optax.tree.get(state, "value"), optax.tree.get(state, "grad"), state
 
         x, value, grad, state = jax.vmap(one)(it.x, it.value, it.grad, it.memory, J.y)
-        return _Tick(x, value, grad, value <= it.value, _where_rows(going, state, it.memory), jnp.ones_like(going))
+        return _Tick(x, value, grad, value <= it.value, state, jnp.ones_like(it.ok))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -430,11 +430,11 @@ class Adam(_SolveOne):
     def start(self, x0: jax.Array) -> Any:
         return jax.vmap(self._optimizer().init)(x0)  # one step count per target
 
-    def tick(self, J: _Objective, it: _Iterate, going: jax.Array) -> _Tick:
+    def tick(self, J: _Objective, it: _Iterate) -> _Tick:
         updates, state = jax.vmap(self._optimizer().update)(it.grad, it.memory)
         x = it.x + updates
         value, grad = J.value_and_grad(x)
-        return _Tick(x, value, grad, jnp.isfinite(value), _where_rows(going, state, it.memory), jnp.ones_like(going))
+        return _Tick(x, value, grad, jnp.isfinite(value), state, jnp.ones_like(it.ok))
 
 
 # ----------------------------------------------------------------------------------------------------
