@@ -200,8 +200,9 @@ def inverse(state: W2OTState, y: jax.Array, solver: Optional[ConjugateSolver] = 
     ``solver`` defaults to :func:`eval_solver`; the map is ``.x`` of the result, f*(y) is ``.value``.
     ``shrink`` is :func:`otlib.conjugate.conjugates`'s: none by default, since this solve serves evaluations
     and figures, compiled for one or a few calls, and each working set costs a copy of the solver loop in
-    compilation (``()`` against :data:`otlib.conjugate.SHRINK`: 5 s against 13 s for the HD evaluation at
-    D = 16 with two seeds); the training step uses the working sets. The result is the same either way.
+    compilation (``()`` against :data:`otlib.conjugate.SHRINK`: 5 s against 13 s for the inverse half of
+    :func:`hd_evaluate` at D = 16 with two seeds); the training step uses the working sets. The result is the
+    same either way.
     """
     f = lambda x: _f(state.config, state.theta, x)  # noqa: E731
     return conjugate.conjugates(solver or eval_solver(state.config), f, y, amortize(state, y), shrink=shrink)
