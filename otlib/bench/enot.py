@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     print(_row(f"race 2: steps in {budget:.1f} s", best["steps"], args.steps if peer else "n/a"))
     print(_row("race 2: L2-UVP % (same wall time)", best["l2_uvp"], peer["l2_uvp"] if peer else "n/a"))
     if best["diverged"]:
-        print(f"note: race 2 diverged (|loss| > 1e5 or NaN) within its first {best['steps']} of {quality_steps} steps; its "
-              f"L2-UVP is NaN. Try another --seed, or a smaller RECOMMENDED.learning_rate")
+        print(f"note: race 2 diverged (|loss| > 1e5 or NaN) within its first {best['steps']} of {quality_steps} "
+              f"steps; its L2-UVP is NaN. Try another --seed, or a smaller RECOMMENDED.learning_rate")
     elif abs(best["train_s"] / budget - 1) > 0.15:
         print(f"note: race 2 trained for {best['train_s']:.1f} s against a budget of {budget:.1f} s (the machine's "
               f"speed changed after the calibration run); rerun on a quiet machine for a fair comparison")
