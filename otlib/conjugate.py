@@ -166,12 +166,14 @@ def _check(gtol: float, max_iter: int) -> None:
 # The shared loop: ticks until every target has stopped, on shrinking working sets.
 
 SHRINK: tuple[int, ...] = (4, 16)
-"""Default working sets of :func:`conjugates`: once at most n/4 targets are still going, they go on as a
-set of n/4 rows, then n/16. Measured on a 2-core CPU, W2OT Regression & L-BFGS at D = 64 (batch 1024, 2000
-steps, backtracking Armijo): 64.4 ms per training step with (4, 16), 79.5 ms with (4, 16, 64), 166 ms with the
-former schedule (vmapped groups of 64 targets, each run until its slowest is done). Each level adds one more
-copy of the tick to the compiled program (about 2.5 s of compilation at D = 16). The results are the same for
-any choice."""
+"""Working sets for a solve compiled once and run many times (the W2OT training step passes them to
+:func:`conjugates`): once at most n/4 targets are still going, they go on as a set of n/4 rows, then n/16.
+Measured on a 2-core CPU, W2OT Regression & L-BFGS at D = 64 (batch 1024, 2000 steps, backtracking Armijo):
+64.4 ms per training step with (4, 16), 79.5 ms with (4, 16, 64), 166 ms with the former schedule (vmapped
+groups of 64 targets, each run until its slowest is done). Each level adds one more copy of the tick to the
+compiled program (about 2.5 s of compilation at D = 16), so a solve that runs once (an evaluation, a figure)
+is better off without them: the inverse half of the HD evaluation at D = 16, two seeds, compiles in 5 s
+without and 13 s with. The results are the same for any choice."""
 
 
 def _going(solver: ConjugateSolver, it: _Iterate) -> jax.Array:
@@ -207,11 +209,12 @@ def _run(solver: ConjugateSolver, f: Potential, y: jax.Array, it: _Iterate, size
 
 
 def conjugates(solver: ConjugateSolver, f: Potential, y: jax.Array, x_init: Optional[jax.Array] = None, *,
-               shrink: Sequence[int] = SHRINK) -> ConjugateResult:
+               shrink: Sequence[int] = ()) -> ConjugateResult:
     """Solve the conjugate of every row of ``y`` (n, D), warm-started from the rows of ``x_init`` (or ``y``).
 
-    ``shrink`` lists the divisors of n that give the working sets (default :data:`SHRINK`); ``()`` ticks
-    the whole batch until every target is done. The results do not depend on it (module docstring).
+    ``shrink`` lists the divisors of n that give the working sets; the default ``()`` ticks the whole batch
+    until every target is done, and :data:`SHRINK` is the choice for a solve run many times. The results do
+    not depend on it (module docstring).
     """
     x0 = y if x_init is None else x_init
     n = y.shape[0]
@@ -237,7 +240,7 @@ class _SolveOne:
     def solve(self, f: Potential, y: jax.Array, x_init: Optional[jax.Array] = None) -> ConjugateResult:
         """Minimise J(.; y) from ``x_init`` (``y`` when None) for one target y (D,)."""
         x0 = y if x_init is None else x_init
-        result = conjugates(self, f, y[None], x0[None], shrink=())
+        result = conjugates(self, f, y[None], x0[None])
         return jax.tree.map(lambda a: a[0], result)
 
 

@@ -25,7 +25,7 @@ Both happen inside ``init`` (a ``lax.while_loop``), so the driver's vmapped init
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -193,19 +193,13 @@ def amortize(state: W2OTState, y: jax.Array) -> jax.Array:
     return _h(state.config, state.phi, y)
 
 
-def inverse(state: W2OTState, y: jax.Array, solver: Optional[ConjugateSolver] = None, *,
-            shrink: Sequence[int] = ()) -> ConjugateResult:
+def inverse(state: W2OTState, y: jax.Array, solver: Optional[ConjugateSolver] = None) -> ConjugateResult:
     """The inverse map grad f*(y): the conjugate solved for each row of y, warm-started from H(y).
 
     ``solver`` defaults to :func:`eval_solver`; the map is ``.x`` of the result, f*(y) is ``.value``.
-    ``shrink`` is :func:`otlib.conjugate.conjugates`'s: none by default, since this solve serves evaluations
-    and figures, compiled for one or a few calls, and each working set costs a copy of the solver loop in
-    compilation (``()`` against :data:`otlib.conjugate.SHRINK`: 5 s against 13 s for the inverse half of
-    :func:`hd_evaluate` at D = 16 with two seeds); the training step uses the working sets. The result is the
-    same either way.
     """
     f = lambda x: _f(state.config, state.theta, x)  # noqa: E731
-    return conjugate.conjugates(solver or eval_solver(state.config), f, y, amortize(state, y), shrink=shrink)
+    return conjugate.conjugates(solver or eval_solver(state.config), f, y, amortize(state, y))
 
 
 def dual_loss(f: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array, x_hat: jax.Array) -> jax.Array:
@@ -296,7 +290,7 @@ def w2ot(config: W2OTConfig, sample_source: Sampler, sample_target: Sampler, *, 
         if solver is None:
             x_hat, iterations = x_init, jnp.zeros(())
         else:
-            result = conjugate.conjugates(solver, lambda z: f_apply(state.theta, z), y, x_init)
+            result = conjugate.conjugates(solver, lambda z: f_apply(state.theta, z), y, x_init, shrink=conjugate.SHRINK)
             x_hat, iterations = result.x, jnp.mean(result.num_iter.astype(jnp.float32))
         params = (state.theta, state.phi)
         (loss, (dual, amortization_loss)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
