@@ -16,7 +16,8 @@ ten problems are one :class:`~otlib.method.Method` whose state is ten W2OT state
 So :func:`otlib.train.train` compiles one step, trains every pair at once, and its seed axis still means
 seeds. After training, :func:`dual_maps` turns each pair's state into the :class:`otlib.plots2d.DualMaps`
 that the figures draw (functions jitted on the state, so the ten pairs share their compilations), and
-:func:`sinkhorn_table` scores the maps with Amos's 2-D metric.
+:func:`sinkhorn_table` scores the maps with Amos's 2-D metric, and :func:`duality_table` checks the conjugate
+solver by weak duality.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ __all__ = [
     "TOY2D_CONFIG",
     "PairsState",
     "dual_maps",
+    "duality_table",
     "pair_states",
     "sinkhorn_table",
     "w2ot_pairs",
@@ -221,6 +223,12 @@ variance σ² of ν, so the blur length √ε is the same fraction of every pair
 w2ot's 1e-2 exactly on the pairs whose target is N(0, I))."""
 
 
+def _evaluation_samples(p: Pair, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+    """X ~ μ and Y ~ ν, n each, drawn the same way for every table (one key for all pairs)."""
+    key_x, key_y = jax.random.split(key)
+    return p.source(key_x, n), p.target(key_y, n)
+
+
 def sinkhorn_table(maps: Sequence[DualMaps], key: jax.Array, n: int = 512, *, epsilon: float = EPSILON,
                    epsilon_scale: str = "absolute", max_iterations: int = MAX_ITERATIONS) -> Any:
     """Amos's 2-D metric per pair (w2ot §4, "2-D metric"; as :func:`otlib.sinkhorn.transport_errors`).
@@ -242,15 +250,48 @@ def sinkhorn_table(maps: Sequence[DualMaps], key: jax.Array, n: int = 512, *, ep
 
     if epsilon_scale not in EPSILON_SCALES:
         raise ValueError(f"unknown epsilon_scale {epsilon_scale!r}; choose one of {sorted(EPSILON_SCALES)}")
-    key_x, key_y = jax.random.split(key)
     rows = {}
     for m in maps:
-        x, y = m.pair.source(key_x, n), m.pair.target(key_y, n)
+        x, y = _evaluation_samples(m.pair, key, n)
         eps = float(epsilon * EPSILON_SCALES[epsilon_scale](y))
         divergence = functools.partial(sinkhorn_divergence, epsilon=eps, max_iterations=max_iterations)
         rows[m.pair.name] = {"forward": float(divergence(m.forward(x), y)),
                              "inverse": float(divergence(m.inverse(y), x)),
                              "source_target": float(divergence(x, y)), "epsilon": eps}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "pair"
+    return table
+
+
+def duality_table(maps: Sequence[DualMaps], key: jax.Array, n: int = 512) -> Any:
+    """Weak duality as a check of the conjugate solver, on ``n`` fresh samples of each pair.
+
+    For *any* potential f with its exact conjugate, f(x) + f*(y) >= <x, y>; averaged over an optimal
+    coupling of the empirical measures of X and Y (w2ot §2, "W2 relation") this gives
+
+        -L(f) = -(mean f(X) + mean f*(Y)) <= ½W₂²(X, Y) - ½ mean||x||² - ½ mean||y||² =: bound,
+
+    with ½W₂²(X, Y) exact (:func:`otlib.costs.empirical_ot_cost`, Hungarian algorithm). The solver's
+    f*(y) = <x̂, y> - f(x̂) at its argmin x̂ is never above the exact f*(y), so an *estimated* dual
+    objective above the bound proves that for some targets the warm-started solver returned a local,
+    not the global, minimum of J(x; y) = f(x) - <x, y>. That needs a non-convex f: for an ICNN, whose
+    J is convex, an excess stays at the level of the solver's tolerance.
+
+    Returns a pandas DataFrame indexed by pair: ``dual_objective`` (-L with the solver's conjugate),
+    ``bound``, and ``gap`` = bound - dual_objective (>= 0 up to the tolerance when the conjugate is right).
+    The samples are those of :func:`sinkhorn_table` for the same ``key`` and ``n``.
+    """
+    import pandas as pd
+
+    from otlib.costs import SqEuclidean, empirical_ot_cost
+
+    rows = {}
+    for m in maps:
+        x, y = _evaluation_samples(m.pair, key, n)
+        dual = -float(jnp.mean(m.potential(x)) + jnp.mean(m.conjugate(y)))
+        half_w2 = empirical_ot_cost(SqEuclidean(), x, y)
+        bound = half_w2 - 0.5 * float(jnp.mean(jnp.sum(x * x, axis=-1)) + jnp.mean(jnp.sum(y * y, axis=-1)))
+        rows[m.pair.name] = {"dual_objective": dual, "bound": bound, "gap": bound - dual}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "pair"
     return table

@@ -124,3 +124,23 @@ def test_sinkhorn_table_scores_the_exact_map_near_zero_and_the_identity_near_w2(
     assert identity_row.forward == pytest.approx(identity_row.source_target, rel=1e-3)
     with pytest.raises(ValueError, match="epsilon_scale"):
         toy2d_training.sinkhorn_table([exact], jax.random.key(6), epsilon_scale="relative")
+
+
+def test_duality_table_certifies_exact_conjugates_and_flags_a_solver_that_misses():
+    a = jnp.array([1.0, 0.0])
+    exact = DualMaps(shifted_gaussians(), potential=lambda x: 0.5 * jnp.sum(x * x, -1) + x @ a,
+                     forward=lambda x: x + a, inverse=lambda y: y - a,
+                     conjugate=lambda y: 0.5 * jnp.sum((y - a) ** 2, -1))
+    identity = dataclasses.replace(exact, potential=lambda x: 0.5 * jnp.sum(x * x, -1),
+                                   conjugate=lambda y: 0.5 * jnp.sum(y * y, -1))
+    # a conjugate "solver" that stops 0.5 short of the maximum of <x, y> - f(x) for every target
+    fooled = dataclasses.replace(exact, conjugate=lambda y: 0.5 * jnp.sum((y - a) ** 2, -1) - 0.5)
+    key = jax.random.key(6)
+    rows = [toy2d_training.duality_table([m], key, n=256).loc["shift"] for m in (exact, identity, fooled)]
+    exact_row, identity_row, fooled_row = rows
+    assert exact_row.gap == pytest.approx(exact_row.bound - exact_row.dual_objective)
+    # weak duality: >= 0 for every exact conjugate; the OT potential is within sampling noise of the bound
+    assert 0.0 <= exact_row.gap < 0.1
+    # f = ½||x||² (the identity map): -L = -½ mean||x||² - ½ mean||y||², so the gap is ½W₂²(X, Y) ≈ ½||a||²
+    assert identity_row.gap == pytest.approx(0.5, abs=0.1)
+    assert fooled_row.gap == pytest.approx(exact_row.gap - 0.5, abs=1e-4) and fooled_row.gap < 0
