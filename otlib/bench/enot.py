@@ -75,19 +75,24 @@ def _cost_flops(compiled: Any) -> float:
     return float(analysis["flops"])
 
 
+def _best_seconds(run: Callable[[int], Any], repeats: int) -> float:
+    """The shortest wall time of ``run(1)``, ..., ``run(repeats)`` (results awaited), after a warm-up ``run(0)``."""
+    jax.block_until_ready(run(0))
+    best = math.inf
+    for i in range(1, repeats + 1):
+        t0 = time.perf_counter()
+        jax.block_until_ready(run(i))
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def matmul_gflops_per_s(depth: int = 64, repeats: int = 7) -> float:
     """The machine's rate on the race's own matmul shape: a scanned chain of (1024x128) @ (128x128)."""
     m, k, n = MATMUL_SHAPE
     a = jax.random.normal(jax.random.key(0), (m, k))
     ws = jax.random.normal(jax.random.key(1), (depth, k, n)) / math.sqrt(k)
     chain = jax.jit(lambda a, ws: jax.lax.scan(lambda h, w: (h @ w, None), a, ws)[0])
-    jax.block_until_ready(chain(a, ws))
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(chain(a, ws))
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * m * k * n * depth / best / 1e9
+    return 2.0 * m * k * n * depth / _best_seconds(lambda i: chain(a, ws), repeats) / 1e9
 
 
 def step_flops(method: Any) -> float:
@@ -100,13 +105,7 @@ def peak_steps_per_s(method: Any, state: Any, steps: int = 100, repeats: int = 5
     """Steps/s of ``method`` from ``state`` (one seed), timed as :func:`matmul_gflops_per_s` times the matmul:
     the best of ``repeats`` runs of one compiled ``lax.scan`` over ``steps`` steps, each drawing its batches."""
     run = jax.jit(lambda s, k: jax.lax.scan(method.step, s, jax.random.split(k, steps))[0])
-    jax.block_until_ready(run(state, jax.random.key(0)))
-    best = math.inf
-    for i in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(run(state, jax.random.key(i + 1)))
-        best = min(best, time.perf_counter() - t0)
-    return steps / best
+    return steps / _best_seconds(lambda i: run(state, jax.random.key(i)), repeats)
 
 
 def _l2_uvp_of(map_fn: Callable[[jax.Array], jax.Array], bench: Any, seed: int) -> float:
