@@ -44,7 +44,7 @@ import optax
 
 __all__ = ["ConjugateResult", "ConjugateSolver", "LBFGS", "LBFGSWolfe", "Adam", "LINE_SEARCHES", "LBFGS_PAPER",
            "LBFGS_BACKTRACKING", "LBFGS_HIGH_PRECISION", "LBFGS_WOLFE", "ADAM_PAPER", "SOLVERS", "SHRINK", "solver",
-           "conjugates", "normalized_traces"]
+           "conjugates", "best_of", "normalized_traces"]
 
 Potential = Callable[[jax.Array], jax.Array]
 """A potential on single points, ``f: (D,) -> ()``."""
@@ -232,6 +232,23 @@ def conjugates(solver: ConjugateSolver, f: Potential, y: jax.Array, x_init: Opti
     if trace is not None:  # after the last iteration: the final value
         trace = jnp.where(jnp.arange(trace.shape[-1]) > end.k[:, None], end.value[:, None], trace)
     return ConjugateResult(end.x, -end.value, end.k, _inf_norm(end.grad), trace)
+
+
+def best_of(first: ConjugateResult, second: ConjugateResult) -> ConjugateResult:
+    """Per target, the solve that reached the lower J (the larger f*(y)): two starts of one batch of targets.
+
+    For a non-convex f, J(.; y) may have several basins and a warm start can settle in a shallow one; the
+    solver's f*(y) is then too small, and a dual objective built on it too large (the weak-duality check of
+    :func:`otlib.toy2d_training.duality_table`). Solving again from another start and keeping the better
+    minimum can only bring f*(y) closer to the exact conjugate. Ties keep ``first``; the ``trace`` is kept
+    only when both solves recorded one.
+    """
+    pick = first.value >= second.value
+
+    def choose(a: Optional[jax.Array], b: Optional[jax.Array]) -> Optional[jax.Array]:
+        return None if a is None or b is None else jnp.where(_rows(pick, a), a, b)
+
+    return ConjugateResult(*(choose(a, b) for a, b in zip(first, second)))
 
 
 class _SolveOne:

@@ -75,10 +75,13 @@ class PairsState:
     Attributes:
       w2ot: the stacked :class:`~otlib.methods.w2ot.W2OTState`.
       alive: ``(P,)`` booleans, False once a pair's loss was NaN or above the divergence threshold.
+      restart: ``(P,)`` booleans, True for the pairs whose conjugates are also solved from x = y
+        (``restart_from_target`` of :class:`~otlib.methods.w2ot.W2OTConfig`, in training and in their maps).
     """
 
     w2ot: W2OTState
     alive: jax.Array
+    restart: jax.Array
 
 
 def _switch(samplers: Sequence[Sampler]) -> Callable[[jax.Array], Sampler]:
@@ -116,8 +119,13 @@ stops when *its* slowest sample converges, not when the slowest sample of all pa
 
 
 def w2ot_pairs(config: W2OTConfig, names: Sequence[str] = AMOS_PAIRS, *, pair_axis: str = "vmap",
-               divergence_threshold: float = DIVERGENCE_THRESHOLD) -> Method:
+               restart: Sequence[str] = (), divergence_threshold: float = DIVERGENCE_THRESHOLD) -> Method:
     """W2OT on every pair of ``names`` at once: a :class:`Method` with a :class:`PairsState` (module docstring).
+
+    ``restart`` names the pairs whose conjugates are also solved from the naive start x = y, the better
+    minimum kept (``W2OTConfig.restart_from_target``, an otlib option; every pair restarts when ``config``
+    sets it). The step then picks each pair's variant with ``lax.cond``: one after another
+    (``pair_axis="loop"``), only the named pairs pay for the second solve.
 
     The step's metrics: ``loss``, ``dual_objective`` and ``solver_iterations`` averaged over the live
     pairs, ``pairs_alive``, and ``dual_objective/<name>`` for each pair (the reference code's ``dual_obj``,
@@ -126,22 +134,36 @@ def w2ot_pairs(config: W2OTConfig, names: Sequence[str] = AMOS_PAIRS, *, pair_ax
     pairs = _checked(names)
     if pair_axis not in PAIR_AXES:
         raise ValueError(f"unknown pair_axis {pair_axis!r}; choose one of {sorted(PAIR_AXES)}")
+    unknown = sorted(set(restart) - set(names))
+    if unknown:
+        raise ValueError(f"restart names pairs that are not trained: {unknown}; choose among {list(names)}")
     over_pairs = PAIR_AXES[pair_axis]
     source = _switch([p.source for p in pairs])
     target = _switch([p.target for p in pairs])
     index = jnp.arange(len(pairs))
+    restarting = tuple(config.restart_from_target or p.name in restart for p in pairs)
+    plain = dataclasses.replace(config, restart_from_target=False)  # the stacked states' (static) config
 
-    def method(i: jax.Array) -> Method:
-        return w2ot_method.w2ot(config, source(i), target(i), dim=2)
+    def method(i: jax.Array, again: bool = False) -> Method:
+        return w2ot_method.w2ot(dataclasses.replace(plain, restart_from_target=again), source(i), target(i), dim=2)
+
+    def pair_step(i: jax.Array, s: W2OTState, k: jax.Array) -> tuple[W2OTState, dict[str, jax.Array]]:
+        def run(again: bool) -> tuple[W2OTState, dict[str, jax.Array]]:
+            new, metrics = method(i, again).step(s, k)
+            return dataclasses.replace(new, config=plain), metrics
+
+        if len(set(restarting)) == 1:  # no choice to make
+            return run(restarting[0])
+        return jax.lax.cond(jnp.asarray(restarting)[i], lambda: run(True), lambda: run(False))
 
     def init(key: jax.Array) -> PairsState:
         keys = jax.random.split(key, len(pairs))
         states = jax.vmap(lambda i, k: method(i).init(k))(index, keys)
-        return PairsState(states, jnp.ones(len(pairs), bool))
+        return PairsState(states, jnp.ones(len(pairs), bool), jnp.asarray(restarting))
 
     def step(state: PairsState, key: jax.Array) -> tuple[PairsState, dict[str, jax.Array]]:
         keys = jax.random.split(key, len(pairs))
-        new, metrics = over_pairs(lambda i, s, k: method(i).step(s, k))(index, state.w2ot, keys)
+        new, metrics = over_pairs(pair_step)(index, state.w2ot, keys)
         loss = metrics["loss"]
         alive = state.alive & jnp.isfinite(loss) & (jnp.abs(loss) <= divergence_threshold)
 
@@ -157,10 +179,10 @@ def w2ot_pairs(config: W2OTConfig, names: Sequence[str] = AMOS_PAIRS, *, pair_ax
                "pairs_alive": jnp.sum(alive).astype(jnp.float32)}
         out |= {f"dual_objective/{p.name}": jnp.where(alive[i], metrics["dual_objective"][i], jnp.nan)
                 for i, p in enumerate(pairs)}
-        return PairsState(jax.tree.map(keep, new, state.w2ot), alive), out
+        return PairsState(jax.tree.map(keep, new, state.w2ot), alive, state.restart), out
 
     return Method(name=f"w2ot-{config.potential}-{len(pairs)}-pairs", init=init, step=step,
-                  config=(config, tuple(names)))
+                  config=(config, tuple(names), tuple(restart)))
 
 
 def pair_states(result: RunResult, seed: int = 0) -> PairsState:
@@ -192,13 +214,16 @@ def _conjugate(state: W2OTState, y: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def dual_maps(states: PairsState, names: Sequence[str] = AMOS_PAIRS) -> list[DualMaps]:
     """Each pair's potential f, forward map grad f, and, through the warm-started conjugate solver
-    (the configuration's, w2ot §2), its inverse map grad f* and conjugate f*."""
+    (the configuration's, w2ot §2, restarted from y too for the pairs trained so), its inverse map grad f*
+    and conjugate f*."""
     pairs = _checked(names)
     if states.alive.shape != (len(pairs),):
         raise ValueError(f"the state holds {states.alive.shape[0]} pairs but {len(pairs)} names were given")
     out = []
     for i, p in enumerate(pairs):
         state = jax.tree.map(lambda a, i=i: a[i], states.w2ot)
+        state = dataclasses.replace(state, config=dataclasses.replace(
+            state.config, restart_from_target=bool(states.restart[i])))
         out.append(DualMaps(
             pair=p,
             potential=functools.partial(_potential, state),

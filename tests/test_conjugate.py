@@ -135,3 +135,21 @@ def test_bad_settings_are_refused_with_the_choices():
         LBFGS(line_search="wolfe")
     with pytest.raises(ValueError, match="max_iter"):
         conjugate.Adam(max_iter=0)
+
+
+def test_best_of_keeps_the_deeper_basin_of_a_nonconvex_objective():
+    """f(x) = (x² - 1)² on R: for y = 0.5, J(x; y) = f(x) - x y has a shallow minimum near x = -0.9 and
+    the global one near x = 1.1. Warm-started in the shallow basin the solver stops there; a restart from
+    x = y reaches the global one, and ``best_of`` keeps it for that target (and the warm start's result
+    for a target whose warm start was already in the right basin)."""
+    f = lambda x: jnp.sum((x * x - 1.0) ** 2)
+    y = jnp.array([[0.5], [0.5]])
+    warm = conjugate.conjugates(SOLVERS["lbfgs_high_precision"], f, y, jnp.array([[-1.0], [1.2]]))
+    restart = conjugate.conjugates(SOLVERS["lbfgs_high_precision"], f, y, y)
+    np.testing.assert_allclose(warm.x[:, 0], [-0.93, 1.06], atol=0.02)   # roots of 4x³ - 4x = 0.5
+    assert float(restart.x[0, 0]) > 1.0
+    best = conjugate.best_of(warm, restart)
+    np.testing.assert_allclose(best.x[:, 0], [restart.x[0, 0], warm.x[1, 0]])
+    np.testing.assert_allclose(best.value, jnp.maximum(warm.value, restart.value))
+    assert float(best.value[0]) > float(warm.value[0]) + 0.5   # f*(0.5) = 0.5 x - f(x) at the global argmin
+    assert best.trace is None

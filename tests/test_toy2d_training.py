@@ -92,6 +92,24 @@ def test_dual_maps_solve_the_conjugate_and_name_their_pairs(run):
         toy2d_training.dual_maps(toy2d_training.pair_states(result), NAMES[:1])
 
 
+def test_restart_reaches_only_the_named_pairs(run):
+    """``restart`` solves the named pairs' conjugates from y as well: in training (the flag travels with the
+    state) and in their maps, where f*(y) is never below the warm start's alone."""
+    cheap = dataclasses.replace(TINY, amortization="regression_adam", batch_size=8)  # a quick compile
+    named = toy2d_training.w2ot_pairs(cheap, NAMES, pair_axis="loop", restart=["gauss8"])
+    state, metrics = jax.jit(named.step)(jax.jit(named.init)(jax.random.key(1)), jax.random.key(2))
+    assert state.restart.tolist() == [False, True] and state.alive.tolist() == [True, True]
+    assert np.isfinite(metrics["loss"])
+    states = toy2d_training.pair_states(run[1])
+    maps = toy2d_training.dual_maps(dataclasses.replace(states, restart=jnp.array([False, True])), NAMES)
+    maps_plain = toy2d_training.dual_maps(states, NAMES)
+    y = maps[1].pair.target(jax.random.key(3), 64)
+    assert bool(jnp.all(maps[1].conjugate(y) >= maps_plain[1].conjugate(y) - 1e-6))
+    np.testing.assert_array_equal(maps[0].conjugate(y), maps_plain[0].conjugate(y))  # circles: not restarted
+    with pytest.raises(ValueError, match="not trained"):
+        toy2d_training.w2ot_pairs(TINY, NAMES, restart=["moons"])
+
+
 def test_unknown_choices_are_named():
     with pytest.raises(ValueError, match="pair_axis"):
         toy2d_training.w2ot_pairs(TINY, NAMES, pair_axis="pmap")

@@ -40,7 +40,7 @@ from otlib.nets import InitNN, PotentialMLP
 from otlib.w2bench.metrics import unexplained_variance
 
 __all__ = ["W2OTConfig", "DEVICE_SCHEDULES", "for_device", "W2OTState", "POTENTIALS", "w2ot", "networks", "potential", "transport", "amortize",
-           "inverse", "dual_loss", "hd_evaluate", "finetune_solver", "eval_solver"]
+           "inverse", "solve_conjugates", "dual_loss", "hd_evaluate", "finetune_solver", "eval_solver"]
 
 Params = Any
 
@@ -71,6 +71,11 @@ class W2OTConfig:
         on mean ||grad f(x) - x||^2, x uniform in the box; it stops early after 1000 steps once the
         loss is below ``pretrain_tol``.
       cycle_weight: weight of the cycle loss; None for the dimension D.
+      restart_from_target: also solve every conjugate from the naive start x = y and keep the lower of the
+        two minima (:func:`otlib.conjugate.best_of`), in training and in the inverse map. Not in the paper
+        (which solves from H(y) only); an otlib option for non-convex potentials whose warm start can sit in
+        a shallow basin of J (the 2-D ``gauss_sq`` pair, :mod:`otlib.toy2d_training`). It doubles the solver's
+        work at most (a start at y usually converges in a few iterations where H(y) was right).
     """
 
     potential: str = "nn"  # the headline HD row uses the NN potential (w2ot §9)
@@ -92,6 +97,7 @@ class W2OTConfig:
     pretrain_tol: float = 1e-6  # early exit after iteration 1000
     pretrain_bounds: tuple[float, float] = (-5.0, 5.0)  # HD data_bounds
     cycle_weight: Optional[float] = None  # None: D (w2ot §2, HD and 2-D)
+    restart_from_target: bool = False  # otlib's option, not the paper's: a second solve from x = y
 
     def __post_init__(self) -> None:
         for name in ("widths", "amortizer_widths"):  # lists from YAML/papermill become (hashable) tuples
@@ -193,13 +199,24 @@ def amortize(state: W2OTState, y: jax.Array) -> jax.Array:
     return _h(state.config, state.phi, y)
 
 
+def solve_conjugates(config: W2OTConfig, solver: ConjugateSolver, f: Callable[[jax.Array], jax.Array], y: jax.Array,
+                     x_init: jax.Array, *, shrink: tuple[int, ...] = ()) -> ConjugateResult:
+    """CONJUGATE(f, y, x_init) of Alg. 1 for each row of y, warm-started at ``x_init`` = H(y); with
+    ``config.restart_from_target``, also from x = y, keeping per target the lower minimum of J."""
+    result = conjugate.conjugates(solver, f, y, x_init, shrink=shrink)
+    if config.restart_from_target:
+        result = conjugate.best_of(result, conjugate.conjugates(solver, f, y, y, shrink=shrink))
+    return result
+
+
 def inverse(state: W2OTState, y: jax.Array, solver: Optional[ConjugateSolver] = None) -> ConjugateResult:
-    """The inverse map grad f*(y): the conjugate solved for each row of y, warm-started from H(y).
+    """The inverse map grad f*(y): the conjugate solved for each row of y, warm-started from H(y)
+    (and from y too with ``restart_from_target``).
 
     ``solver`` defaults to :func:`eval_solver`; the map is ``.x`` of the result, f*(y) is ``.value``.
     """
     f = lambda x: _f(state.config, state.theta, x)  # noqa: E731
-    return conjugate.conjugates(solver or eval_solver(state.config), f, y, amortize(state, y))
+    return solve_conjugates(state.config, solver or eval_solver(state.config), f, y, amortize(state, y))
 
 
 def dual_loss(f: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array, x_hat: jax.Array) -> jax.Array:
@@ -255,7 +272,7 @@ def w2ot(config: W2OTConfig, sample_source: Sampler, sample_target: Sampler, *, 
         :func:`hd_evaluate` on a benchmark pair (jitted and vmapped by the driver).
 
     The step's metrics: ``loss`` (dual + amortization), ``dual_objective`` (-dual loss, the reference
-    code's ``dual_obj``), ``amortization_loss`` and ``solver_iterations`` (mean over the batch; 0
+    code's ``dual_obj``), ``amortization_loss`` and ``solver_iterations`` (mean over the batch, of the kept solve; 0
     without fine-tuning).
     """
     row = config.row
@@ -290,7 +307,8 @@ def w2ot(config: W2OTConfig, sample_source: Sampler, sample_target: Sampler, *, 
         if solver is None:
             x_hat, iterations = x_init, jnp.zeros(())
         else:
-            result = conjugate.conjugates(solver, lambda z: f_apply(state.theta, z), y, x_init, shrink=conjugate.SHRINK)
+            result = solve_conjugates(config, solver, lambda z: f_apply(state.theta, z), y, x_init,
+                                      shrink=conjugate.SHRINK)
             x_hat, iterations = result.x, jnp.mean(result.num_iter.astype(jnp.float32))
         params = (state.theta, state.phi)
         (loss, (dual, amortization_loss)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
