@@ -125,7 +125,8 @@ def w2ot_pairs(config: W2OTConfig, names: Sequence[str] = AMOS_PAIRS, *, pair_ax
     ``restart`` names the pairs whose conjugates are also solved from the naive start x = y, the better
     minimum kept (``W2OTConfig.restart_from_target``, an otlib option; every pair restarts when ``config``
     sets it). The step then picks each pair's variant with ``lax.cond``: one after another
-    (``pair_axis="loop"``), only the named pairs pay for the second solve.
+    (``pair_axis="loop"``), only the named pairs pay for the second solve; under ``vmap`` every pair runs
+    both variants and keeps its own.
 
     The step's metrics: ``loss``, ``dual_objective`` and ``solver_iterations`` averaged over the live
     pairs, ``pairs_alive``, and ``dual_objective/<name>`` for each pair (the reference code's ``dual_obj``,
