@@ -138,8 +138,8 @@ def test_bad_settings_are_refused_with_the_choices():
 
 
 def test_best_of_keeps_the_deeper_basin_of_a_nonconvex_objective():
-    """f(x) = (x² - 1)² on R: for y = 0.5, J(x; y) = f(x) - x y has a shallow minimum near x = -0.9 and
-    the global one near x = 1.1. Warm-started in the shallow basin the solver stops there; a restart from
+    """f(x) = (x² - 1)² on R: for y = 0.5, J(x; y) = f(x) - x y has a shallow minimum near x = -0.93 and
+    the global one near x = 1.06. Warm-started in the shallow basin the solver stops there; a restart from
     x = y reaches the global one, and ``best_of`` keeps it for that target (and the warm start's result
     for a target whose warm start was already in the right basin)."""
     f = lambda x: jnp.sum((x * x - 1.0) ** 2)
