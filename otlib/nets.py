@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["MLP", "PotentialMLP", "InitNN", "activation", "elu"]
+__all__ = ["MLP", "PotentialMLP", "InitNN", "ScalarDense", "activation", "elu"]
 
 
 @jax.custom_jvp
@@ -58,6 +58,26 @@ def activation(name: str) -> Callable[[jax.Array], jax.Array]:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(_ACTIVATIONS)}") from None
 
 
+class ScalarDense(nn.Module):
+    """``nn.Dense(1)`` with its output squeezed, ``(..., k) -> (...)``, computed as ``sum(z * w) + b``.
+
+    The parameters are ``nn.Dense(1)``'s (``kernel`` (k, 1), lecun-normal; ``bias`` (1,), zeros), so a
+    network keeps its parameter tree and its initial values; instantiate it with ``name=f"Dense_{i}"`` to
+    keep the name too. The reason is the potentials' training, which differentiates ∇f: as a product with a
+    (k, 1) matrix, this layer's gradients are matrix-vector products that XLA's CPU backend fuses with their
+    elementwise neighbours into scalar loops (a column sum over the batch took 0.63 ms of a 14 ms ENOT step at
+    D = 16, traced with ``jax.profiler``); as an elementwise product and a sum, they stay vectorised. The ENOT
+    step then runs about 5 % faster (80.4-80.9 against 76.8-77.9 steps/s, ``otlib.bench.enot.peak_steps_per_s``
+    alternated on a 2-core CPU).
+    """
+
+    @nn.compact
+    def __call__(self, z: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (z.shape[-1], 1))
+        bias = self.param("bias", nn.initializers.zeros, (1,))
+        return jnp.sum(z * kernel[:, 0], axis=-1) + bias[0]
+
+
 def hidden_layers(z: jax.Array, widths: Sequence[int], act: Callable[[jax.Array], jax.Array]) -> jax.Array:
     """``Dense + act`` for each width; call it inside a module's ``@nn.compact`` ``__call__``."""
     for width in widths:
@@ -78,8 +98,9 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         x = hidden_layers(x, self.features[:-1], activation(self.act))
-        x = nn.Dense(self.features[-1])(x)
-        return x[..., 0] if self.features[-1] == 1 else x
+        if self.features[-1] == 1:
+            return ScalarDense(name=f"Dense_{len(self.features) - 1}")(x)
+        return nn.Dense(self.features[-1])(x)
 
 
 class PotentialMLP(nn.Module):

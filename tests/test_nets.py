@@ -1,4 +1,4 @@
-"""The shared networks: the custom-derivative ELU against Flax's."""
+"""The shared networks: the custom-derivative ELU and the scalar read-out against Flax's."""
 
 import flax.linen as nn
 import jax
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import otlib.nets
-from otlib.nets import MLP, activation, elu
+from otlib.nets import MLP, ScalarDense, activation, elu
 
 X = jnp.array([-40.0, -3.0, -0.5, -1e-3, 0.0, 1e-3, 0.5, 3.0, 40.0])
 
@@ -42,3 +42,29 @@ def test_elu_in_a_potential_trains_like_flax_elu(monkeypatch):
 def test_unknown_activation_names_the_choices():
     with pytest.raises(ValueError, match="choose one of"):
         activation("swish2")
+
+
+class _FlaxPotential(nn.Module):
+    """MLP((8, 8, 1)) written with Flax's own layers, the read-out included."""
+
+    @nn.compact
+    def __call__(self, x):
+        for width in (8, 8):
+            x = elu(nn.Dense(width)(x))
+        return nn.Dense(1)(x)[..., 0]
+
+
+def test_scalar_read_out_is_flax_dense_1_in_parameters_values_and_second_derivatives():
+    x = jax.random.normal(jax.random.key(0), (16, 3))
+    model, reference = MLP(features=(8, 8, 1), act="elu"), _FlaxPotential()
+    params = model.init(jax.random.key(1), x)
+    reference_params = reference.init(jax.random.key(1), x)
+    assert jax.tree.structure(params) == jax.tree.structure(reference_params)
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(reference_params)):
+        np.testing.assert_array_equal(a, b)  # same names, shapes, initialisers: same initial values
+    np.testing.assert_allclose(model.apply(params, x), reference.apply(params, x), rtol=1e-6, atol=1e-6)
+    ours, theirs = jax.grad(_map_loss)(params, model, x), jax.grad(_map_loss)(params, reference, x)
+    for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(theirs)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    z = jax.random.normal(jax.random.key(2), (2, 5, 4))  # any leading shape
+    assert ScalarDense().apply(ScalarDense().init(jax.random.key(3), z), z).shape == (2, 5)
