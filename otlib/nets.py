@@ -67,8 +67,8 @@ class ScalarDense(nn.Module):
     (k, 1) matrix, this layer's gradients are matrix-vector products that XLA's CPU backend fuses with their
     elementwise neighbours into scalar loops (a column sum over the batch took 0.63 ms of a 14 ms ENOT step at
     D = 16, traced with ``jax.profiler``); as an elementwise product and a sum, they stay vectorised. The ENOT
-    step then runs about 5 % faster (80.4-80.9 against 76.8-77.9 steps/s, ``otlib.bench.enot.peak_steps_per_s``
-    alternated on a 2-core CPU).
+    step then runs about 5 % faster (80.4-80.9 against 76.8-77.9 steps/s, best of 5 scanned runs of 100 steps,
+    the two versions alternated on a 2-core CPU).
     """
 
     @nn.compact

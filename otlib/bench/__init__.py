@@ -12,7 +12,9 @@ from typing import Callable, Iterator
 
 import jax
 
-__all__ = ["batches"]
+__all__ = ["batches", "peer_missing"]
+
+PEERS_HINT = "install the peers extra: pip install -e '.[peers]' (ott-jax[neural]==0.6.0)"
 
 
 def batches(sample: Callable[[jax.Array, int], jax.Array], key: jax.Array, n: int) -> Iterator[jax.Array]:
@@ -20,3 +22,12 @@ def batches(sample: Callable[[jax.Array, int], jax.Array], key: jax.Array, n: in
     draw = jax.jit(lambda k: sample(k, n))
     for i in itertools.count():
         yield draw(jax.random.fold_in(key, i))
+
+
+def peer_missing(error: ImportError) -> None:
+    """Say why OTT-JAX's side of a race is not run (its values are then null): the import that failed.
+
+    The reason matters where OTT-JAX itself is installed but one of its own imports fails (a machine with its
+    own JAX stack lacking, say, ``diffrax``), which "not installed" would hide.
+    """
+    print(f"OTT-JAX not run: {type(error).__name__}: {error}; {PEERS_HINT}")

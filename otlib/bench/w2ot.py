@@ -46,7 +46,7 @@ from otlib import conjugate, w2bench
 from otlib.icnn import hd_widths
 from otlib.methods.w2ot import DEVICE_SCHEDULES, W2OTConfig, transport, w2ot
 from otlib.train import train
-from otlib.bench import batches
+from otlib.bench import batches, peer_missing
 
 __all__ = ["main"]
 
@@ -85,7 +85,8 @@ def _run_ott(bench: Any, args: argparse.Namespace, key: jax.Array, gtol: float, 
         from ott.neural.methods.neuraldual import W2NeuralDual
         from ott.neural.networks.layers.conjugate import FenchelConjugateLBFGS
         from ott.neural.networks.potentials import PotentialMLP
-    except ImportError:
+    except ImportError as error:
+        peer_missing(error)
         return None
     widths = list(hd_widths(args.dim))
     paper = W2OTConfig()  # the same optimiser as otlib's side
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
           f"L2-UVP {ours_uvp:6.2f}%")
     peer = None if args.no_peer else _run_ott(bench, args, key, solver.gtol, solver.max_iter)
     if peer is None:
-        print("  OTT-JAX : not run" + ("" if args.no_peer else " (install the peers extra: ott-jax[neural]==0.6.0)"))
+        print("  OTT-JAX : not run" + (" (--no-peer)" if args.no_peer else " (its import failed, see above)"))
         peer_steps = peer_uvp = ratio = None
     else:
         peer_steps, peer_compile, peer_uvp = peer
