@@ -36,7 +36,7 @@ reproduce: install
 # WORKERS pytest-xdist processes share the work; --dist loadscope keeps each notebook's cells (and each test
 # module) on one worker, in order. Much of the suite is XLA compilation, which uses one core, so 2 workers keep
 # both cores of CI busy: the whole suite took 25.7 min of pytest on a 2-core CPU, about 15 % less than one
-# process (14 to 25 min with the compilation cache below, as the shared machine's speed varies). WORKERS=0 runs
+# process (10 to 25 min with the compilation cache below, as the shared machine's speed varies). WORKERS=0 runs
 # everything in this process.
 # The same programs are compiled again and again (by the tests of one module, by resumed runs, by notebooks
 # that share the library's steps), so the suite keeps JAX's persistent compilation cache in .jax_cache/
