@@ -13,7 +13,8 @@
 4. between chunks: update a progress bar, evaluate (``vmap(method.evaluate)``) every ``eval_every``
    steps, and write a checkpoint atomically (:mod:`otlib.checkpoint`) when a path is given. A call
    with the same checkpoint path resumes from it; ``until`` stops early at a step (a time budget, or a
-   simulated interruption in tests).
+   simulated interruption in tests); ``after_chunk`` runs the caller's own work there, off the clock
+   (the speed races interleave a peer's training with otlib's this way).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -163,7 +164,8 @@ def _stack_logs(rows: list[dict[str, np.ndarray]], steps: list[int]) -> dict[str
 def train(method: Method, key: jax.Array, num_steps: int, *, num_seeds: int = 1, chunk_size: int = 1000,
           eval_every: Optional[int] = None, checkpoint: Optional[str | Path] = None,
           until: Optional[int] = None, progress: bool = True,
-          divergence_threshold: float = DIVERGENCE_THRESHOLD) -> RunResult:
+          divergence_threshold: float = DIVERGENCE_THRESHOLD,
+          after_chunk: Optional[Callable[[int], None]] = None) -> RunResult:
     """Train ``num_seeds`` independent copies of ``method`` for ``num_steps`` steps (see module doc).
 
     Args:
@@ -179,6 +181,8 @@ def train(method: Method, key: jax.Array, num_steps: int, *, num_seeds: int = 1,
       until: stop after this step (a chunk boundary is forced there); resume later from ``checkpoint``.
       progress: draw a progress bar (quiet under ``TQDM_DISABLE=1``).
       divergence_threshold: |loss| above this, or NaN, freezes a seed as diverged.
+      after_chunk: called with the number of steps done after each chunk (after its checkpoint), outside
+        the timed region: ``train_s`` does not include it.
     """
     if num_steps < 1 or num_seeds < 1 or chunk_size < 1:
         raise ValueError(f"num_steps, num_seeds and chunk_size must be >= 1, got {num_steps}, {num_seeds}, {chunk_size}")
@@ -249,6 +253,8 @@ def train(method: Method, key: jax.Array, num_steps: int, *, num_seeds: int = 1,
             if checkpoint is not None:
                 ckpt.save(checkpoint, carry, fingerprint, step=step, history_rows=history_rows,
                           history_steps=history_steps, eval_rows=eval_rows, eval_steps=eval_steps)
+            if after_chunk is not None:
+                after_chunk(step)
             bar.update(length)
             loss = np.nanmean(means["loss"]) if np.isfinite(means["loss"]).any() else float("nan")
             bar.set_postfix(loss=f"{loss:.4g}", alive=f"{int(np.asarray(carry[1]).sum())}/{num_seeds}")

@@ -1,5 +1,7 @@
-"""The race's rate readings (``otlib.bench.enot``): FLOPs and paired rates on a step whose cost is known."""
+"""The race's readings (``otlib.bench.enot``): FLOPs and paired rates on a step whose cost is known, and the
+interleaving of race 1 with OTT-JAX's run."""
 
+import dataclasses
 import math
 import sys
 
@@ -7,7 +9,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from otlib.bench.enot import MATMUL_SHAPE, matmul_gflops_per_s, paired_rates, race_peer, step_flops
+from otlib import w2bench
+from otlib.bench.enot import (MATMUL_SHAPE, SAME_AS_OTT, PeerENOT, matmul_gflops_per_s, paired_rates, race_otlib,
+                              race_peer, step_flops)
 from otlib.method import Method
 
 M, K, N = MATMUL_SHAPE
@@ -49,3 +53,25 @@ def test_a_peer_that_fails_to_import_is_skipped_with_its_reason(monkeypatch, cap
     assert race_peer(bench=None, steps=2, seed=0) is None
     out = capsys.readouterr().out
     assert "OTT-JAX not run" in out and "ott.neural.methods.expectile_neural_dual" in out and "peers" in out
+
+
+def test_race_one_interleaves_the_peer_chunk_by_chunk(w2bench_data):
+    """Race 1's interleaving: after each of otlib's chunks OTT-JAX catches up to the same step, on its own clock."""
+    pytest.importorskip("ott.neural.methods.expectile_neural_dual")
+    bench = w2bench.hd(2)
+    peer = PeerENOT.start(bench, seed=0, batch_size=64)
+    assert int(peer.solver.state_f.step) == 2 and peer.steps == 0  # the two compiling steps are not timed
+    seen: list[int] = []
+
+    def advance(step: int) -> None:
+        seen.append(step)
+        peer.advance_to(step)
+
+    ours = race_otlib(dataclasses.replace(SAME_AS_OTT, batch_size=64), bench, 30, seed=0, chunk_size=10,
+                      after_chunk=advance)
+    peer.advance_to(30)  # already there: a no-op
+    assert seen == [10, 20, 30] and peer.steps == 30
+    assert int(peer.solver.state_f.step) == 32  # every step updates both networks
+    theirs = peer.result()
+    assert theirs["steps"] == ours["steps"] == 30
+    assert theirs["train_s"] > 0 and math.isfinite(theirs["l2_uvp"]) and math.isfinite(ours["l2_uvp"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,6 +48,20 @@ def test_seeds_train_and_evaluate():
     assert not result.diverged.any()
     w = np.asarray(result.state["params"]["w"])
     assert w.shape == (3,)
+
+
+def test_after_chunk_runs_at_each_chunk_end_off_the_clock():
+    """The hook sees the steps done after every chunk, and its time is not training time."""
+    seen: list[int] = []
+
+    def slow_hook(step: int) -> None:
+        seen.append(step)
+        time.sleep(0.3)
+
+    result = train(regression_method(), jax.random.key(0), 250, chunk_size=100, progress=False,
+                   after_chunk=slow_hook)
+    assert seen == [100, 200, 250]
+    assert result.train_s < 0.5, result.train_s  # 3 x 0.3 s of sleep would be 0.9 s
 
 
 def test_resume_matches_uninterrupted(tmp_path):

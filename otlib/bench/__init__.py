@@ -1,8 +1,9 @@
 """Speed and quality races against OTT-JAX: ``python -m otlib.bench {w2ot,enot} --dim D``.
 
 Each race runs otlib and, when the ``peers`` extra is installed, OTT-JAX 0.6.0 on the same benchmark
-pair, networks, batch and steps, one after the other on the same machine, prints a table, and ends with
-one JSON line (the keys each race documents) so scripts can collect the figures.
+pair, networks, batch and steps on the same machine (one after the other; ENOT's speed race interleaves
+the two runs in short stretches), prints a table, and ends with one JSON line (the keys each race
+documents) so scripts can collect the figures.
 """
 
 from __future__ import annotations

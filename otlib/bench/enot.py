@@ -1,20 +1,27 @@
 """ENOT race: ``python -m otlib.bench enot --dim D [--steps N]`` on the W2-benchmark pair ``hd(D)``.
 
-Two races, otlib first, then OTT-JAX 0.6.0's ``ExpectileNeuralDual`` (only when ``ott.neural`` imports;
-its values are ``null`` otherwise), one after the other on the same machine:
+Two races of otlib against OTT-JAX 0.6.0's ``ExpectileNeuralDual`` (only when ``ott.neural`` imports;
+its values are ``null`` otherwise) on the same machine:
 
 1. **Speed, same work.** OTT's defaults on both sides: potentials MLP [128]*4 ELU, batch 1024,
    Adam(3e-4, b1 0.9, b2 0.9), tau 0.99, λ 1, N steps, each drawing fresh batches from the benchmark
-   (otlib inside its scanned step, OTT from Python iterators of jitted samplers). Reported: steps/s of
-   each (compilation excluded) and their ratio; otlib's achieved GFLOP/s (its step's FLOPs from XLA's
-   cost analysis over its measured time per step) next to ``matmul_gflops_per_s``, the rate of a jitted
-   chain of (1024x128) @ (128x128) products measured just before and just after otlib's run (their mean:
-   a shared 2-core machine drifts by tens of percent over minutes). Because the machine's speed drifts
-   between those two readings and otlib's minute of training, a paired reading follows race 1
-   (:func:`paired_rates`): short windows of otlib's scanned step and of a matmul chain of the same FLOPs,
-   alternated, their ratio taken window by window, and the median of those ratios reported
+   (otlib inside its scanned step, OTT from Python iterators of jitted samplers). The two runs are
+   interleaved: stretches of :data:`INTERLEAVE_STEPS` steps, one chunk of otlib's driver then one call of
+   OTT's ``train_fn`` (:class:`PeerENOT`), each side timed on its own clock, so both see the same moments
+   of the machine. (Run one after the other, 100 s each, the ratio moved with the machine: the matmul
+   rate fell from 248 to 156 GFLOP/s within one D = 64 run on a 2-core CPU, and the ratio read 0.96.)
+   Reported: steps/s of each (compilation excluded) and their ratio; otlib's achieved GFLOP/s (its step's
+   FLOPs from XLA's cost analysis over its measured time per step) next to ``matmul_gflops_per_s``, the
+   rate of a jitted chain of (1024x128) @ (128x128) products measured just before and just after race 1
+   (their mean: a shared 2-core machine drifts by tens of percent over minutes). Because the machine's
+   speed drifts between those two readings and race 1's minutes of training, a paired reading follows
+   race 1 (:func:`paired_rates`): short windows of otlib's scanned step and of a matmul chain of the same
+   FLOPs, alternated, their ratio taken window by window, and the median of those ratios reported
    (``otlib_matmul_share``): both sides then see the same moments of the machine. OTT-JAX's rate is
-   given for the same work per step (otlib's FLOPs at OTT's steps/s).
+   given for the same work per step (otlib's FLOPs at OTT's steps/s). ``--batch-size`` changes race 1's
+   batch on both sides: at a small batch the arithmetic is cheap and each side's fixed cost per step
+   decides, as on a GPU (OTT's Python loop, batch iterators and dispatches against one compiled scan
+   per chunk).
 2. **Quality, same wall time.** OTT's run of race 1 takes W seconds; otlib then trains the
    configuration it recommends (:data:`RECOMMENDED`) for as many steps as fit in W (its speed measured
    on a short calibration run), with its cosine schedule spread over exactly that budget. Reported:
@@ -48,8 +55,8 @@ from otlib.methods.enot import ENOTConfig, enot, transport
 from otlib.train import train
 from otlib.bench import batches, peer_missing
 
-__all__ = ["RECOMMENDED", "SAME_AS_OTT", "main", "matmul_gflops_per_s", "paired_rates", "race_otlib", "race_peer",
-           "step_flops"]
+__all__ = ["INTERLEAVE_STEPS", "RECOMMENDED", "SAME_AS_OTT", "PeerENOT", "main", "matmul_gflops_per_s", "paired_rates",
+           "race_otlib", "race_peer", "step_flops"]
 
 SAME_AS_OTT = ENOTConfig(hidden=(128, 128, 128, 128), act="elu", tau=0.99, lam=1.0, learning_rate=3e-4, b1=0.9,
                          b2=0.9, schedule="constant", batch_size=1024)
@@ -69,6 +76,9 @@ L2-UVP, while 1e-3 gave 28-32 % on all three with no loss spike; at D = 16, 3e-3
 gave 10.1-11.0 %."""
 
 MATMUL_SHAPE = (1024, 128, 128)
+
+INTERLEAVE_STEPS = 500
+"""Race 1 alternates stretches of this many steps, otlib's then OTT-JAX's (a few seconds each on a 2-core CPU)."""
 
 
 def _cost_flops(compiled: Any) -> float:
@@ -161,11 +171,17 @@ def _l2_uvp_of(map_fn: Callable[[jax.Array], jax.Array], bench: Any, seed: int) 
     return w2bench.l2_uvp(jax.jit(map_fn), bench, jax.random.key(10_000 + seed))
 
 
-def race_otlib(config: ENOTConfig, bench: Any, steps: int, seed: int) -> dict[str, Any]:
-    """Train ``config`` for ``steps`` steps on ``bench``; speed (compilation excluded) and L2-UVP."""
+def race_otlib(config: ENOTConfig, bench: Any, steps: int, seed: int, *, chunk_size: int = 1000,
+               after_chunk: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train ``config`` for ``steps`` steps on ``bench`` with the driver; speed (compilation excluded), L2-UVP.
+
+    ``after_chunk`` is the driver's hook (:func:`otlib.train.train`), run off otlib's clock after each
+    chunk of ``chunk_size`` steps: race 1 advances OTT-JAX's run there (:class:`PeerENOT`).
+    """
     config = dataclasses.replace(config, num_steps=steps)
     method = enot(config, bench.sample_source, bench.sample_target, dim=bench.dim)
-    result = train(method, jax.random.key(seed), steps, chunk_size=min(steps, 1000), progress=False)
+    result = train(method, jax.random.key(seed), steps, chunk_size=min(steps, chunk_size), progress=False,
+                   after_chunk=after_chunk)
     state = jax.tree.map(lambda a: a[0], result.state)
     return {"steps_per_s": result.steps_per_s, "train_s": result.train_s, "steps": result.steps,
             "diverged": bool(result.diverged[0]), "method": method, "state": state,
@@ -181,32 +197,64 @@ def _quiet_tqdm() -> Iterator[None]:
         yield
 
 
-def race_peer(bench: Any, steps: int, seed: int, batch_size: int = SAME_AS_OTT.batch_size) -> dict[str, Any] | None:
-    """OTT-JAX's ``ExpectileNeuralDual`` with its defaults on batches of ``batch_size``, or ``None`` if it is absent.
+class PeerENOT:
+    """OTT-JAX's ``ExpectileNeuralDual`` with its defaults, trained a stretch at a time on its own clock.
 
-    Batches come from Python iterators of jitted benchmark samplers, as OTT expects; two warm-up steps
-    (one per direction, which compile its step) precede the ``steps`` timed ones.
+    :meth:`start` builds it on batches of ``batch_size`` from Python iterators of jitted benchmark samplers,
+    as OTT expects, and compiles its step with two warm-up steps (one per direction); each
+    :meth:`advance_to` runs its ``train_fn`` up to a step count and adds that stretch's wall time to
+    ``train_s``. OTT's loop restarts its direction parity at every call, so stretches should have even
+    lengths (all but the last): the roles then alternate exactly as in one long call.
     """
-    try:
-        from ott.neural.methods.expectile_neural_dual import ExpectileNeuralDual
-    except ImportError as error:
-        peer_missing(error)
-        return None
-    n = batch_size
-    keys = jax.random.split(jax.random.key(seed), 4)
-    solver = ExpectileNeuralDual(dim_data=bench.dim, num_train_iters=2, valid_freq=steps + 2,
-                                 rng=jax.random.fold_in(keys[0], 1))
-    loaders = (batches(bench.sample_source, keys[1], n), batches(bench.sample_target, keys[2], n))
-    with _quiet_tqdm():  # OTT draws a tqdm bar (a widget in a notebook); keep the race's output clean
-        solver.train_fn(*loaders, *loaders)          # compile the step (2 steps: both directions)
-        solver.num_train_iters = steps
-        t0 = time.perf_counter()
-        solver.train_fn(*loaders, *loaders)
+
+    def __init__(self, solver: Any, loaders: tuple[Iterator[jax.Array], Iterator[jax.Array]], bench: Any,
+                 seed: int) -> None:
+        self.solver, self.loaders, self.bench, self.seed = solver, loaders, bench, seed
+        self.steps, self.train_s = 0, 0.0
+
+    @classmethod
+    def start(cls, bench: Any, seed: int, batch_size: int = SAME_AS_OTT.batch_size) -> PeerENOT | None:
+        """The compiled peer, or ``None`` (with the failing import printed) when OTT-JAX's neural part is absent."""
+        try:
+            from ott.neural.methods.expectile_neural_dual import ExpectileNeuralDual
+        except ImportError as error:
+            peer_missing(error)
+            return None
+        keys = jax.random.split(jax.random.key(seed), 4)
+        solver = ExpectileNeuralDual(dim_data=bench.dim, num_train_iters=2, valid_freq=2 ** 62,
+                                     rng=jax.random.fold_in(keys[0], 1))
+        loaders = (batches(bench.sample_source, keys[1], batch_size), batches(bench.sample_target, keys[2], batch_size))
+        with _quiet_tqdm():  # OTT draws a tqdm bar (a widget in a notebook); keep the race's output clean
+            solver.train_fn(*loaders, *loaders)          # compile the step (2 steps: both directions)
         jax.block_until_ready(solver.state_f.params)
-        train_s = time.perf_counter() - t0
-    potentials = solver.to_dual_potentials()
-    return {"steps_per_s": steps / train_s, "train_s": train_s, "steps": steps,
-            "l2_uvp": _l2_uvp_of(lambda x: potentials.transport(x), bench, seed)}
+        return cls(solver, loaders, bench, seed)
+
+    def advance_to(self, step: int) -> None:
+        """Train until ``step`` timed steps are done (a no-op if they are)."""
+        if step <= self.steps:
+            return
+        self.solver.num_train_iters = step - self.steps
+        with _quiet_tqdm():
+            t0 = time.perf_counter()
+            self.solver.train_fn(*self.loaders, *self.loaders)
+            jax.block_until_ready(self.solver.state_f.params)
+            self.train_s += time.perf_counter() - t0
+        self.steps = step
+
+    def result(self) -> dict[str, Any]:
+        """Steps/s over the timed steps, their wall time, and the forward map's L2-UVP."""
+        potentials = self.solver.to_dual_potentials()
+        return {"steps_per_s": self.steps / self.train_s, "train_s": self.train_s, "steps": self.steps,
+                "l2_uvp": _l2_uvp_of(lambda x: potentials.transport(x), self.bench, self.seed)}
+
+
+def race_peer(bench: Any, steps: int, seed: int, batch_size: int = SAME_AS_OTT.batch_size) -> dict[str, Any] | None:
+    """:class:`PeerENOT` trained for ``steps`` steps in one stretch, or ``None`` if OTT-JAX is absent."""
+    peer = PeerENOT.start(bench, seed, batch_size)
+    if peer is None:
+        return None
+    peer.advance_to(steps)
+    return peer.result()
 
 
 def _budget_steps(config: ENOTConfig, bench: Any, seconds: float, seed: int, calibration: int) -> int:
@@ -226,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10_000,
                         help="steps of race 1 (both sides); OTT's wall time for them is race 2's budget "
                              "(default 10000, the issue's budget: about 7 min at D=16 on a 2-core CPU)")
+    parser.add_argument("--batch-size", type=int, default=SAME_AS_OTT.batch_size,
+                        help="race 1's batch, both sides (default 1024, the paper's). A small batch makes the step "
+                             "cheap, so each side's fixed cost per step decides the race, as on a GPU: OTT's "
+                             "Python loop against otlib's scan")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--calibration-steps", type=int, default=500,
                         help="steps timing the recommended configuration before race 2")
@@ -234,17 +286,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.steps < 2:
         parser.error("--steps must be at least 2 (one step in each direction)")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    same_work = dataclasses.replace(SAME_AS_OTT, batch_size=args.batch_size)
 
     bench = w2bench.hd(args.dim)
-    print(f"ENOT race on the W2 benchmark HD pair, D={args.dim}, {args.steps} steps, backend {jax.default_backend()}")
+    print(f"ENOT race on the W2 benchmark HD pair, D={args.dim}, {args.steps} steps, race 1 at batch {args.batch_size}, "
+          f"backend {jax.default_backend()}")
     matmul_before = matmul_gflops_per_s()
-    ours = race_otlib(SAME_AS_OTT, bench, args.steps, args.seed)
+    racing = PeerENOT.start(bench, args.seed, args.batch_size)
+    ours = race_otlib(same_work, bench, args.steps, args.seed, chunk_size=INTERLEAVE_STEPS,
+                      after_chunk=racing.advance_to if racing else None)
     matmul_after = matmul_gflops_per_s()
     matmul = 0.5 * (matmul_before + matmul_after)
+    peer = racing.result() if racing else None
     flops = step_flops(ours["method"])
     gflops = flops * ours["steps_per_s"] / 1e9
     paired = paired_rates(ours["method"], ours["state"], flops)
-    peer = race_peer(bench, args.steps, args.seed)
 
     ratio = ours["steps_per_s"] / peer["steps_per_s"] if peer is not None else None
     budget = peer["train_s"] if peer is not None else (args.budget_s or ours["train_s"])
@@ -258,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     shares = f"otlib's race at {gflops / matmul:.0%}"
     if peer:
         shares += f", OTT-JAX's at {gflops / ratio / matmul:.0%}"
-    print(f"  matmul rate {matmul:.1f} GFLOP/s (mean of {matmul_before:.1f} before otlib's race 1 and "
+    print(f"  matmul rate {matmul:.1f} GFLOP/s (mean of {matmul_before:.1f} before race 1 and "
           f"{matmul_after:.1f} after): {shares}")
     print(f"  paired reading (9 rounds of 50 steps, each next to a matmul chain of the same FLOPs): otlib "
           f"{paired['otlib_gflops_per_s']:.1f} against {paired['matmul_gflops_per_s']:.1f} GFLOP/s, median share "
@@ -285,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         "peer_gflops_per_s": round(gflops / ratio, 2) if peer else None,
         "otlib_step_gflop": round(flops / 1e9, 4), "budget_s": round(budget, 2),
         "otlib_quality_steps": best["steps"], "otlib_quality_s": round(best["train_s"], 2),
+        "batch_size": args.batch_size,
     }
     print(json.dumps(record))
     return 0
