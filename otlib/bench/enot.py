@@ -291,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     same_work = dataclasses.replace(SAME_AS_OTT, batch_size=args.batch_size)
 
     bench = w2bench.hd(args.dim)
-    print(f"ENOT race on the W2 benchmark HD pair, D={args.dim}, {args.steps} steps, race 1 at batch {args.batch_size}, "
-          f"backend {jax.default_backend()}")
+    print(f"ENOT race on the W2 benchmark HD pair, D={args.dim}, {args.steps} steps, race 1 at batch "
+          f"{args.batch_size}, backend {jax.default_backend()}")
     matmul_before = matmul_gflops_per_s()
     racing = PeerENOT.start(bench, args.seed, args.batch_size)
     ours = race_otlib(same_work, bench, args.steps, args.seed, chunk_size=INTERLEAVE_STEPS,
