@@ -180,7 +180,7 @@ def race_otlib(config: ENOTConfig, bench: Any, steps: int, seed: int, *, chunk_s
     """
     config = dataclasses.replace(config, num_steps=steps)
     method = enot(config, bench.sample_source, bench.sample_target, dim=bench.dim)
-    result = train(method, jax.random.key(seed), steps, chunk_size=min(steps, chunk_size), progress=False,
+    result = train(method, jax.random.key(seed), steps, chunk_size=chunk_size, progress=False,
                    after_chunk=after_chunk)
     state = jax.tree.map(lambda a: a[0], result.state)
     return {"steps_per_s": result.steps_per_s, "train_s": result.train_s, "steps": result.steps,
