@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from otlib.paths import shared_dir
+from otlib.core.paths import shared_dir
 
 
 @pytest.fixture

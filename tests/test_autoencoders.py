@@ -7,10 +7,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from otlib.autoencoders import LOG_VAR_CLIP, make_autoencoder
+from otlib.vegan2017.autoencoders import LOG_VAR_CLIP, make_autoencoder
 from otlib.data.digits import load_digits
-from otlib.methods import pot
-from otlib.train import train
+from otlib.vegan2017 import pot
+from otlib.core.train import train
 
 
 @pytest.mark.parametrize("architecture", ["mlp", "conv"])

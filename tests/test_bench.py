@@ -12,7 +12,7 @@ import pytest
 from otlib import w2bench
 from otlib.bench.enot import (MATMUL_SHAPE, SAME_AS_OTT, PeerENOT, matmul_gflops_per_s, paired_rates, race_otlib,
                               race_peer, step_flops)
-from otlib.method import Method
+from otlib.core.method import Method
 
 M, K, N = MATMUL_SHAPE
 LAYERS = 8

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from otlib import conjugate
-from otlib.conjugate import LBFGS, SOLVERS
+from otlib.ot import conjugate
+from otlib.ot.conjugate import LBFGS, SOLVERS
 
 DIM = 8
 

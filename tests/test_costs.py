@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from otlib.costs import (
+from otlib.ot.costs import (
     COSTS,
     Correlation,
     Euclidean,
@@ -82,7 +82,7 @@ def test_sphere_geodesic_is_the_angle_and_projection_lands_on_the_sphere():
 
 
 def test_empirical_ot_cost_of_a_shift_and_of_a_permutation():
-    from otlib.costs import empirical_ot_cost
+    from otlib.ot.costs import empirical_ot_cost
     x = jax.random.normal(jax.random.key(4), (200, 2))
     shuffled = x[jax.random.permutation(jax.random.key(5), 200)]
     assert empirical_ot_cost(SqEuclidean(), x, shuffled) == pytest.approx(0.0, abs=1e-12)

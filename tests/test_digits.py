@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from otlib.data.digits import load_digits, load_images, load_mnist, stratified_split
-from otlib.io import ChecksumError, sha256_file
+from otlib.core.files import ChecksumError, sha256_file
 
 
 def test_digits_split_shapes_ranges_and_strata():

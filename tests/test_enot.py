@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from otlib.costs import Euclidean, PNormP, SphereGeodesic, SqEuclidean
-from otlib.methods.enot import (
+from otlib.ot.costs import Euclidean, PNormP, SphereGeodesic, SqEuclidean
+from otlib.enot2024.enot import (
     ENOTConfig,
     ENOTState,
     enot,
@@ -22,7 +22,7 @@ from otlib.methods.enot import (
     transport,
     w2_estimate,
 )
-from otlib.train import train
+from otlib.core.train import train
 
 # A Gaussian pair in D = 2 with its closed-form (Bures) OT map T*(x) = m + A x.
 D = 2

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from otlib.costs import SqEuclidean
-from otlib.expectile import (
+from otlib.ot.costs import SqEuclidean
+from otlib.enot2024.expectile import (
     ENOTLoss,
     enot_loss,
     expectile_loss,
     expectile_regulariser,
     fit_expectile_regression,
 )
-from otlib.nets import MLP
+from otlib.nn.nets import MLP
 
 D, N = 3, 64
 NET = MLP((16, 16, 1))

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from otlib.icnn import ICNN, ActNorm, hd_widths
-from otlib.nets import InitNN, PotentialMLP
+from otlib.nn.icnn import ICNN, ActNorm, hd_widths
+from otlib.nn.nets import InitNN, PotentialMLP
 
 DIM = 4
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from otlib.mmd import IMQ_SCALES, imq_base_scale, imq_kernel, mmd_imq, mmd_u_statistic
+from otlib.vegan2017.mmd import IMQ_SCALES, imq_base_scale, imq_kernel, mmd_imq, mmd_u_statistic
 
 
 def brute_force_mmd(x: np.ndarray, y: np.ndarray, c: float) -> float:

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import otlib.nets
-from otlib.nets import MLP, ScalarDense, activation, elu
+import otlib.nn.nets
+from otlib.nn.nets import MLP, ScalarDense, activation, elu
 
 X = jnp.array([-40.0, -3.0, -0.5, -1e-3, 0.0, 1e-3, 0.5, 3.0, 40.0])
 
@@ -33,7 +33,7 @@ def test_elu_in_a_potential_trains_like_flax_elu(monkeypatch):
     params = model.init(jax.random.key(1), x)
     assert activation("elu") is elu
     ours = jax.grad(_map_loss)(params, model, x)
-    monkeypatch.setitem(otlib.nets._ACTIVATIONS, "elu", nn.elu)
+    monkeypatch.setitem(otlib.nn.nets._ACTIVATIONS, "elu", nn.elu)
     reference = jax.grad(_map_loss)(params, model, x)
     for a, b in zip(jax.tree.leaves(ours), jax.tree.leaves(reference)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from otlib import reproduce
+from otlib.report import reproduce
 
 NOTEBOOKS = reproduce.discover()
 
@@ -38,7 +38,7 @@ def test_notebook_form(name):
     assert all(c.get("execution_count") for c in code), "every code cell carries the count of its quick run"
     assert any(c.get("outputs") for c in code), "committed notebooks carry the outputs of their quick run"
     source = "\n".join("".join(c["source"]) for c in code)
-    assert re.search(rf"start\(\s*['\"]{name}['\"]", source), f"the notebook must call otlib.notebook.start({name!r}, ...)"
+    assert re.search(rf"start\(\s*['\"]{name}['\"]", source), f"the notebook must call otlib.report.notebook.start({name!r}, ...)"
     assert re.search(r"^\s*assert\b", source, re.MULTILINE), "robust results are asserted inside the notebook"
 
 

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from otlib import plots  # noqa: E402
+from otlib.report import plots  # noqa: E402
 
 
 @pytest.fixture
@@ -44,10 +44,7 @@ def test_savefig_rejects_path_like_names(figures):
     plt.close("all")
 
 
-def test_savefig_needs_a_started_notebook_or_explicit_names(figures, monkeypatch):
-    from otlib import notebook
-
-    monkeypatch.setattr(notebook, "_CURRENT", None)
-    with pytest.raises(RuntimeError, match="start"):
+def test_savefig_needs_explicit_names(figures):
+    with pytest.raises(TypeError, match="notebook"):
         plots.savefig(draw(), "curve")
     plt.close("all")

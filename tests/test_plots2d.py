@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from otlib import plots, plots2d
+from otlib.report import plots
+from otlib.amos2023 import plots2d
 from otlib.data import toy2d
 
 SHIFT = np.array([0.3, -0.2], dtype=np.float32)

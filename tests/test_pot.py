@@ -9,10 +9,10 @@ import pytest
 import scipy.linalg
 import scipy.stats
 
-from otlib import vegan
+from otlib.vegan2017 import cookbook
 from otlib.data.digits import load_digits
-from otlib.methods import pot
-from otlib.train import train
+from otlib.vegan2017 import pot
+from otlib.core.train import train
 
 
 # --- the VAE's terms -----------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def test_stored_classifier_and_floors():
 
 
 def test_missing_classifier_names_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m otlib.vegan train-classifier"):
+    with pytest.raises(FileNotFoundError, match="python -m otlib.vegan2017.cookbook train-classifier"):
         vegan.load_classifier(tmp_path / "none.npz")
 
 

@@ -7,7 +7,7 @@ import json
 import nbformat
 import pytest
 
-from otlib import reproduce
+from otlib.report import reproduce
 
 
 def make_notebook(folder, name="demo", params="profile = 'quick'\nsteps = 10\nrate = 0.5\ndims = [2, 4]\n"):

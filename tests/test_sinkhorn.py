@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from otlib.data import toy2d
-from otlib.sinkhorn import _ott, sinkhorn_divergence, transport_errors
+from otlib.ot.sinkhorn import _ott, sinkhorn_divergence, transport_errors
 
 pytest.importorskip("ott")
 N = 512  # one shape for every call: the solver is compiled once

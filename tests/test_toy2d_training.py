@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from otlib import toy2d_training
+from otlib.amos2023 import toy2d_training
 from otlib.data.toy2d import Pair
-from otlib.plots2d import DualMaps
-from otlib.train import train
+from otlib.amos2023.plots2d import DualMaps
+from otlib.core.train import train
 
 NAMES = ("circles", "gauss8")
 TINY = dataclasses.replace(toy2d_training.TOY2D_CONFIG, widths=(16, 16), amortizer_widths=(16, 16),

@@ -10,9 +10,9 @@ import numpy as np
 import optax
 import pytest
 
-from otlib.checkpoint import CheckpointMismatchError
-from otlib.method import Method
-from otlib.train import train
+from otlib.core.checkpoint import CheckpointMismatchError
+from otlib.core.method import Method
+from otlib.core.train import train
 
 
 def regression_method(lr: float = 0.05, name: str = "toy") -> Method:

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from otlib.io import ChecksumError
+from otlib.core.files import ChecksumError
 from otlib.w2bench import files
 
 

@@ -17,7 +17,7 @@ from otlib.w2bench.__main__ import main
 from otlib.w2bench.dense_icnn import dense_icnn_batch, dense_icnn_grad, load_dense_icnn_params
 from otlib.w2bench.metrics import identity_l2_uvp, linear_l2_uvp
 from otlib.w2bench.mix3 import mix3_covariance, mix3_params, sample_mix3
-from otlib.paths import data_dir
+from otlib.core.paths import data_dir
 import otlib.w2bench.files as files_mod
 
 # ``otlib.w2bench.hd`` (the attribute) is the function hd(); the module is reached through importlib.

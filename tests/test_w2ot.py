@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from otlib import amortization
-from otlib.methods.w2ot import W2OTConfig, W2OTState, hd_evaluate, inverse, networks, transport, w2ot
-from otlib.train import train
+from otlib.amos2023 import amortization
+from otlib.amos2023.w2ot import W2OTConfig, W2OTState, hd_evaluate, inverse, networks, transport, w2ot
+from otlib.core.train import train
 
 # ----------------------------------------------------------------------------------------------------
 # Amortization losses: which parameters each one trains (w2ot §2 step 4).

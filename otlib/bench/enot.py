@@ -51,8 +51,8 @@ import jax
 import jax.numpy as jnp
 
 from otlib import w2bench
-from otlib.methods.enot import ENOTConfig, enot, transport
-from otlib.train import train
+from otlib.enot2024.enot import ENOTConfig, enot, transport
+from otlib.core.train import train
 from otlib.bench import batches, peer_missing
 
 __all__ = ["INTERLEAVE_STEPS", "RECOMMENDED", "SAME_AS_OTT", "PeerENOT", "main", "matmul_gflops_per_s", "paired_rates",
@@ -175,7 +175,7 @@ def race_otlib(config: ENOTConfig, bench: Any, steps: int, seed: int, *, chunk_s
                after_chunk: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Train ``config`` for ``steps`` steps on ``bench`` with the driver; speed (compilation excluded), L2-UVP.
 
-    ``after_chunk`` is the driver's hook (:func:`otlib.train.train`), run off otlib's clock after each
+    ``after_chunk`` is the driver's hook (:func:`otlib.core.train.train`), run off otlib's clock after each
     chunk of ``chunk_size`` steps: race 1 advances OTT-JAX's run there (:class:`PeerENOT`).
     """
     config = dataclasses.replace(config, num_steps=steps)

@@ -15,8 +15,8 @@ Differences that are the libraries' own, not the race's: otlib pretrains f to gr
 ||grad||_2 < gtol, otlib's (as the reference code) on ||grad||_inf < gtol; OTT's potential MLP has no
 activation on its scalar output and a fixed 1/2 ||x||^2 (Amos's has both learned); OTT's amortizer is the
 residual MLP ``PotentialMLP(is_potential=False)``, the same form as otlib's ``InitNN``. otlib runs its L-BFGS
-on the schedule of :data:`otlib.methods.w2ot.DEVICE_SCHEDULES` for the device (the steps of the paper's
-parallel Armijo), a batch at a time in shrinking working sets (:func:`otlib.conjugate.conjugates`).
+on the schedule of :data:`otlib.amos2023.w2ot.DEVICE_SCHEDULES` for the device (the steps of the paper's
+parallel Armijo), a batch at a time in shrinking working sets (:func:`otlib.ot.conjugate.conjugates`).
 
 The default 200 steps time the step; they are far too few to compare quality (at D = 64 both sides are still
 far from converged, at 75 to 100 % L2-UVP; the identity map scores 137 %). Quality after 2000 steps (cosine
@@ -42,10 +42,11 @@ from typing import Any, Optional
 import jax
 import optax
 
-from otlib import conjugate, w2bench
-from otlib.icnn import hd_widths
-from otlib.methods.w2ot import DEVICE_SCHEDULES, W2OTConfig, transport, w2ot
-from otlib.train import train
+from otlib import w2bench
+from otlib.ot import conjugate
+from otlib.nn.icnn import hd_widths
+from otlib.amos2023.w2ot import DEVICE_SCHEDULES, W2OTConfig, transport, w2ot
+from otlib.core.train import train
 from otlib.bench import batches, peer_missing
 
 __all__ = ["main"]
@@ -56,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=200, help="training steps of each side (default 200)")
     p.add_argument("--batch", type=int, default=1024, help="samples of each measure per step (default 1024)")
     p.add_argument("--solver", choices=sorted(conjugate.SOLVERS),
-                   help="otlib's conjugate solver (default: by device, see otlib.methods.w2ot.DEVICE_SCHEDULES)")
+                   help="otlib's conjugate solver (default: by device, see otlib.amos2023.w2ot.DEVICE_SCHEDULES)")
     p.add_argument("--pretrain-steps", type=int, default=W2OTConfig.pretrain_steps,
                    help="otlib's identity pretraining steps, untimed (default: the paper's 10001, early exit)")
     p.add_argument("--eval-n", type=int, default=2 ** 14, help="L2-UVP samples (default 2^14, as the benchmark)")

@@ -22,8 +22,8 @@ from typing import Optional
 
 import numpy as np
 
-from otlib.io import download, verify
-from otlib.paths import data_dir
+from otlib.core.files import download, verify
+from otlib.core.paths import data_dir
 
 __all__ = ["ImageData", "load_digits", "load_mnist", "load_images", "stratified_split", "MNIST_URL",
            "MNIST_SHA256", "DIGITS_SPLIT_SEED", "DIGITS_TEST_FRACTION"]
@@ -126,7 +126,7 @@ def load_mnist(path: Optional[str | Path] = None, *, download_missing: bool = Tr
 
     Raises:
       FileNotFoundError: no file and ``download_missing=False`` (the message says where to get it).
-      otlib.io.ChecksumError: the file is not the pinned one (corrupt, truncated, another version).
+      otlib.core.files.ChecksumError: the file is not the pinned one (corrupt, truncated, another version).
       ValueError: the file is not an ``.npz`` of uint8/integer arrays with the four expected keys.
     """
     path = Path(path) if path is not None else data_dir("mnist", "mnist.npz")

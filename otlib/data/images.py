@@ -28,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from otlib.io import atomic_write_bytes
-from otlib.method import Sampler
-from otlib.paths import data_dir
+from otlib.core.files import atomic_write_bytes
+from otlib.core.method import Sampler
+from otlib.core.paths import data_dir
 
 __all__ = ["IMAGE_NAMES", "IMAGE_SIZE", "SCALE", "render", "write_images", "image_path", "load_density",
            "image_sampler", "main"]

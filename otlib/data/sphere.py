@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from otlib.data.toy2d import Pair
-from otlib.method import Sampler
+from otlib.core.method import Sampler
 
 __all__ = ["direction", "project_to_sphere", "geodesic_distance", "make_projected_normal_mixture",
            "SOURCE_DIRECTIONS", "TARGET_DIRECTIONS", "sphere_source", "sphere_target", "SPHERE_PAIR"]

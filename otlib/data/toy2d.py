@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from otlib.data.images import image_sampler
-from otlib.method import Sampler
+from otlib.core.method import Sampler
 
 __all__ = ["Pair", "PAIRS", "AMOS_PAIRS", "ENOT_PAIRS", "MEASURES", "pair", "rotation",
            # factories

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from otlib.io import ChecksumError, sha256_file
+from otlib.core.files import ChecksumError, sha256_file
 from otlib.w2bench import files
 from otlib.w2bench.dense_icnn import load_dense_icnn_params
 from otlib.w2bench.hd import CONSTANTS_N_SAMPLES, constants_path, estimate_constants, write_constants

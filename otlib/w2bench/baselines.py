@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from otlib.progress import progress_bar
+from otlib.core.progress import progress_bar
 from otlib.w2bench.hd import hd
 from otlib.w2bench.metrics import DEFAULT_N, PUBLISHED, identity_l2_uvp, linear_l2_uvp
 

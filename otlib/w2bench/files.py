@@ -4,12 +4,12 @@
 
 1. the ``data_dir`` argument,
 2. ``$OTLIB_DATA_DIR``,
-3. ``data/w2bench/`` under the repository root (:func:`otlib.paths.data_dir`);
+3. ``data/w2bench/`` under the repository root (:func:`otlib.core.paths.data_dir`);
 
 if it is in none of them it is downloaded from the upstream repository (base URL overridable by the
-``base_url`` argument or ``$OTLIB_W2BENCH_URL``) into ``data/w2bench/`` with :func:`otlib.io.download`
+``base_url`` argument or ``$OTLIB_W2BENCH_URL``) into ``data/w2bench/`` with :func:`otlib.core.files.download`
 (progress bar, atomic rename, checksum). Every file, found or downloaded, is checked against the digest
-pinned below before use; a mismatch raises :class:`otlib.io.ChecksumError` naming the file and both
+pinned below before use; a mismatch raises :class:`otlib.core.files.ChecksumError` naming the file and both
 digests. The ``.pt`` files themselves are never committed.
 """
 
@@ -19,8 +19,8 @@ import os
 import urllib.error
 from pathlib import Path
 
-from otlib import io as otio
-from otlib.paths import data_dir as _repo_data_dir
+from otlib.core import files as otio
+from otlib.core.paths import data_dir as _repo_data_dir
 
 __all__ = ["DIMS", "DEFAULT_BASE_URL", "SHA256", "GIT_BLOB", "file_name", "check_dim", "pinned_digest",
            "default_dir", "search_dirs", "locate", "verify_file", "fetch"]

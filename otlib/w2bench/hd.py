@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from otlib.io import atomic_write_text, sha256_file
-from otlib.paths import data_dir as _repo_data_dir
-from otlib.progress import progress_bar
+from otlib.core.files import atomic_write_text, sha256_file
+from otlib.core.paths import data_dir as _repo_data_dir
+from otlib.core.progress import progress_bar
 from otlib.w2bench import files
 from otlib.w2bench.dense_icnn import DenseICNNParams, dense_icnn_batch, dense_icnn_grad, \
     load_dense_icnn_params

@@ -11,7 +11,7 @@ from pathlib import Path
 
 __all__ = ["ROOT", "data_dir", "figures_dir", "results_dir", "notebooks_dir", "shared_dir"]
 
-ROOT: Path = Path(__file__).resolve().parent.parent
+ROOT: Path = Path(__file__).resolve().parents[2]
 """The repository root (the folder that holds ``otlib/``, ``notebooks/`` and ``pyproject.toml``)."""
 
 

@@ -1,4 +1,4 @@
-"""The one driver: any :class:`~otlib.method.Method`, seeds vmapped, steps scanned, runs resumable.
+"""The one driver: any :class:`~otlib.core.method.Method`, seeds vmapped, steps scanned, runs resumable.
 
 ``train(method, key, num_steps, num_seeds=...)`` does, in order:
 
@@ -11,7 +11,7 @@
    ``divergence_threshold`` (1e5, Amos 2023's rule) in magnitude, that seed is frozen at its last good
    state and reported as diverged (tables print ">100"); the others go on, and the run never raises;
 4. between chunks: update a progress bar, evaluate (``vmap(method.evaluate)``) every ``eval_every``
-   steps, and write a checkpoint atomically (:mod:`otlib.checkpoint`) when a path is given. A call
+   steps, and write a checkpoint atomically (:mod:`otlib.core.checkpoint`) when a path is given. A call
    with the same checkpoint path resumes from it; ``until`` stops early at a step (a time budget, or a
    simulated interruption in tests); ``after_chunk`` runs the caller's own work there, off the clock
    (the speed races interleave a peer's training with otlib's this way).
@@ -30,9 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from otlib import checkpoint as ckpt
-from otlib.method import Method
-from otlib.progress import progress_bar
+from otlib.core import checkpoint as ckpt
+from otlib.core.method import Method
+from otlib.core.progress import progress_bar
 
 __all__ = ["train", "RunResult", "DIVERGENCE_THRESHOLD"]
 

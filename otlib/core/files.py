@@ -103,7 +103,7 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, gi
     where upstream publishes only git objects, ``git_blob``) is renamed onto ``dest``. A mismatch raises
     :class:`ChecksumError` naming the file and both digests, and leaves nothing behind.
     """
-    from otlib.progress import progress_bar
+    from otlib.core.progress import progress_bar
 
     dest = Path(dest)
     if sha256 is None and git_blob is None:

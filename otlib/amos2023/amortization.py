@@ -105,7 +105,7 @@ class Amortization:
 
     Attributes:
       loss: a :data:`LOSSES` name.
-      finetune: the :data:`otlib.conjugate.SOLVERS` name that refines H's prediction during training,
+      finetune: the :data:`otlib.ot.conjugate.SOLVERS` name that refines H's prediction during training,
         or None (the prediction is used as is).
       label: the row label of the paper's tables.
       cycle_trains_potential: for the cycle loss without fine-tuning (W2GN): theta learns from the

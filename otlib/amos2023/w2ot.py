@@ -7,11 +7,11 @@ minimising the Kantorovich dual with the squared Euclidean cost in its correlati
 
 Each step (one jitted update of both networks from one summed loss):
 
-1. predict the conjugate's argmin x0 = H_phi(y) with the amortization model (:class:`otlib.nets.InitNN`);
-2. fine-tune it with a conjugate solver warm-started at x0 (:mod:`otlib.conjugate`), or keep x0;
+1. predict the conjugate's argmin x0 = H_phi(y) with the amortization model (:class:`otlib.nn.nets.InitNN`);
+2. fine-tune it with a conjugate solver warm-started at x0 (:mod:`otlib.ot.conjugate`), or keep x0;
 3. with x_hat = sg(argmin) (Danskin/envelope theorem: no derivative through the solver), the dual loss
    is mean f(X) + mean(<x_hat, Y> - f(x_hat));
-4. add the amortization loss of the table row (:mod:`otlib.amortization`) and take one AdamW step on
+4. add the amortization loss of the table row (:mod:`otlib.amos2023.amortization`) and take one AdamW step on
    (theta, phi).
 
 ``init`` pretrains f so that grad f = id on a box (w2ot §3 "Initialisation"); H starts at the identity by
@@ -32,11 +32,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from otlib import amortization, conjugate
-from otlib.conjugate import ConjugateResult, ConjugateSolver
-from otlib.icnn import ICNN, hd_widths
-from otlib.method import Method, Sampler
-from otlib.nets import InitNN, PotentialMLP
+from otlib.amos2023 import amortization
+from otlib.ot import conjugate
+from otlib.ot.conjugate import ConjugateResult, ConjugateSolver
+from otlib.nn.icnn import ICNN, hd_widths
+from otlib.core.method import Method, Sampler
+from otlib.nn.nets import InitNN, PotentialMLP
 from otlib.w2bench.metrics import unexplained_variance
 
 __all__ = ["W2OTConfig", "DEVICE_SCHEDULES", "for_device", "W2OTState", "POTENTIALS", "w2ot", "networks", "potential", "transport", "amortize",
@@ -58,8 +59,8 @@ class W2OTConfig:
       act: the potential's activation (ELU for HD; the 2-D ICNN uses ``"leaky_relu_0.2"``).
       amortizer_widths: hidden widths of H; None for the same rule as ``widths``.
       amortizer_act: H's activation.
-      amortization: a row of :data:`otlib.amortization.ROWS` (loss and fine-tuning solver).
-      conjugate_solver: a :data:`otlib.conjugate.SOLVERS` name replacing the row's solver (e.g.
+      amortization: a row of :data:`otlib.amos2023.amortization.ROWS` (loss and fine-tuning solver).
+      conjugate_solver: a :data:`otlib.ot.conjugate.SOLVERS` name replacing the row's solver (e.g.
         ``"lbfgs_high_precision"``, the reference ``train.yaml`` default; ``"lbfgs_backtracking"``, the
         row's ``"lbfgs"`` steps evaluated one at a time, faster on a CPU); None keeps the row's. Rows
         without fine-tuning use it (default ``"lbfgs"``) only to evaluate the inverse map.
@@ -72,9 +73,9 @@ class W2OTConfig:
         loss is below ``pretrain_tol``.
       cycle_weight: weight of the cycle loss; None for the dimension D.
       restart_from_target: also solve every conjugate from the naive start x = y and keep the lower of the
-        two minima (:func:`otlib.conjugate.best_of`), in training and in the inverse map. Not in the paper
+        two minima (:func:`otlib.ot.conjugate.best_of`), in training and in the inverse map. Not in the paper
         (which solves from H(y) only); an otlib option for non-convex potentials whose warm start can sit in
-        a shallow basin of J (the 2-D ``gauss_sq`` pair, :mod:`otlib.toy2d_training`). The second solve is a
+        a shallow basin of J (the 2-D ``gauss_sq`` pair, :mod:`otlib.amos2023.toy2d_training`). The second solve is a
         cold start, usually longer than the warm one: trained alone at quick scale, ``gauss_sq`` took 1.6
         times as long with it.
     """
@@ -127,7 +128,7 @@ DEVICE_SCHEDULES: dict[str, str] = {
 }
 """The execution schedule of the paper's L-BFGS (lbfgs.yaml: gtol 0.1, Armijo over 1.5^-k, k < 10) by
 platform. Both accept the same steps; a GPU evaluates every step size at once (parallel Armijo, one
-iteration per tick of :func:`otlib.conjugate.conjugates`), a CPU tries them one at a time (about 2.7x
+iteration per tick of :func:`otlib.ot.conjugate.conjugates`), a CPU tries them one at a time (about 2.7x
 faster there at D = 64: most iterations accept the first step size)."""
 
 

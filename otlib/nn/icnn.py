@@ -27,7 +27,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from otlib.nets import activation
+from otlib.nn.nets import activation
 
 __all__ = ["ICNN", "ActNorm", "PositiveDense", "hd_widths"]
 

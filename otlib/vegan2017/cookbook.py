@@ -7,7 +7,7 @@ Bousquet et al. (2017) is a theory paper; its claims are tested here at CPU scal
   to the penultimate features of a small digit classifier ("FCD"; *not* FID, whose Inception features
   need 299x299 RGB images), with a real-against-real floor and a blurred-data control
   (:class:`SampleScorer`, :func:`reference_scores`). The classifier is trained once
-  (``python -m otlib.vegan train-classifier``) and stored in ``data/digit_classifier.npz``.
+  (``python -m otlib.vegan2017.cookbook train-classifier``) and stored in ``data/digit_classifier.npz``.
 * **The POT bound** (digest §2.3, §3.5): for a deterministic decoder, D_POT <= W_c, non-decreasing in
   lambda, approaching W_c as lambda grows. With P_X = N(m, Sigma), G(z) = Az + b and a linear encoder,
   every term is in closed form, so :func:`solve_linear_gaussian_pot` computes D_POT(lambda) to optimiser
@@ -32,8 +32,8 @@ import optax
 from flax import traverse_util
 
 from otlib.data.digits import ImageData, load_images
-from otlib.io import atomic_write_bytes
-from otlib.paths import data_dir
+from otlib.core.files import atomic_write_bytes
+from otlib.core.paths import data_dir
 
 __all__ = [
     # image metrics
@@ -215,7 +215,7 @@ def load_classifier(path: Path) -> Classifier:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"classifier file {path} is missing; regenerate it with "
-                                f"`python -m otlib.vegan train-classifier`")
+                                f"`python -m otlib.vegan2017.cookbook train-classifier`")
     with np.load(path, allow_pickle=False) as archive:
         flat = {k[len("params/"):]: jnp.asarray(archive[k]) for k in archive.files if k.startswith("params/")}
         accuracy, name = float(archive["test_accuracy"]), str(archive["data_name"])
@@ -234,7 +234,7 @@ def classifier_for(data: ImageData, *, verbose: bool = True) -> Classifier:
         if classifier.data_name != data.name or first.shape[0] != data.dim:
             raise ValueError(f"{path} holds a classifier for {classifier.data_name!r} with {first.shape[0]} inputs, "
                              f"not {data.name!r} with {data.dim}; delete it and run "
-                             f"`python -m otlib.vegan train-classifier --data {data.name}`")
+                             f"`python -m otlib.vegan2017.cookbook train-classifier --data {data.name}`")
         return classifier
     classifier = train_classifier(data)
     save_classifier(classifier, path)
@@ -248,7 +248,7 @@ def classifier_for(data: ImageData, *, verbose: bool = True) -> Classifier:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class SampleScorer:
-    """Scores of model samples against the test images (a ``sample_metrics`` for :mod:`otlib.methods.pot`).
+    """Scores of model samples against the test images (a ``sample_metrics`` for :mod:`otlib.vegan2017.pot`).
 
     Calling it on ``(num_samples, D)`` images returns ``fcd`` (Frechet distance of classifier features
     to the test set's), ``sharpness`` (mean Laplacian variance), ``sharpness_ratio`` (over the test
@@ -317,7 +317,7 @@ def two_prototypes(*, classes: tuple[int, int] = (0, 1), num_train: int = 1000, 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class PrototypeScorer:
-    """Blur of samples on :func:`two_prototypes` data (a ``sample_metrics`` for :mod:`otlib.methods.pot`).
+    """Blur of samples on :func:`two_prototypes` data (a ``sample_metrics`` for :mod:`otlib.vegan2017.pot`).
 
     * ``prototype_distance``: mean over samples of min_p ||s - p||^2 / ||p_0 - p_1||^2 (0 on a prototype,
       1/4 for the half-half blend);
@@ -479,8 +479,8 @@ def mean_std_table(values: dict[str, dict[str, np.ndarray]], digits: int = 3):
 # ----------------------------------------------------------------------------------------------------
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    """``python -m otlib.vegan train-classifier [--data digits|mnist]``: (re)train and store the classifier."""
-    parser = argparse.ArgumentParser(prog="python -m otlib.vegan", description=main.__doc__)
+    """``python -m otlib.vegan2017.cookbook train-classifier [--data digits|mnist]``: (re)train and store the classifier."""
+    parser = argparse.ArgumentParser(prog="python -m otlib.vegan2017.cookbook", description=main.__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train-classifier", help="train the feature classifier and store it under data/")
     train.add_argument("--data", default="digits", choices=sorted(CLASSIFIER_HIDDEN))

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from otlib.io import atomic_write
+from otlib.core.files import atomic_write
 
 __all__ = ["save", "restore", "CheckpointMismatchError"]
 

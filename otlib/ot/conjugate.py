@@ -239,7 +239,7 @@ def best_of(first: ConjugateResult, second: ConjugateResult) -> ConjugateResult:
 
     For a non-convex f, J(.; y) may have several basins and a warm start can settle in a shallow one; the
     solver's f*(y) is then too small, and a dual objective built on it too large (the weak-duality check of
-    :func:`otlib.toy2d_training.duality_table`). Solving again from another start and keeping the better
+    :func:`otlib.amos2023.toy2d_training.duality_table`). Solving again from another start and keeping the better
     minimum can only bring f*(y) closer to the exact conjugate. Ties keep ``first``; the ``trace`` is kept
     only when both solves recorded one.
     """

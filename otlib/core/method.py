@@ -11,7 +11,7 @@ now and then evaluate), so a *method* is only
 * ``evaluate(state, key) -> metrics`` (optional): scalars computed between chunks (L2-UVP, say).
 
 W2OT (Amos 2023), ENOT (Buzun et al. 2024) and POT/VAE (Bousquet et al. 2017) are three factories of
-such records; the driver :func:`otlib.train.train` runs any of them, with seeds vmapped and steps
+such records; the driver :func:`otlib.core.train.train` runs any of them, with seeds vmapped and steps
 scanned. Everything here is pure, so ``jax.vmap`` over seeds and ``jax.lax.scan`` over steps apply.
 """
 

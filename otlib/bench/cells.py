@@ -22,9 +22,9 @@ from typing import Callable, Optional, Sequence
 import jax
 import numpy as np
 
-from otlib.io import atomic_write_text
-from otlib.method import Method
-from otlib.train import train
+from otlib.core.files import atomic_write_text
+from otlib.core.method import Method
+from otlib.core.train import train
 
 __all__ = ["run_cell", "store_cell", "cell_matches", "load_cell", "cell_path", "format_cell", "mean_std", "PUBLISHED_HD"]
 

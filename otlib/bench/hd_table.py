@@ -3,15 +3,15 @@
 Rows (the papers' names):
 
 * ``W2OT <potential>: <amortization> & <solver>``: Amos (2023), for the ICNN and the non-convex MLP
-  ("NN") potential and the five amortization rows of his tables (:data:`otlib.amortization.ROWS`),
-  at his HD settings (:class:`otlib.methods.w2ot.W2OTConfig` defaults, widths [2b, 2b, b]);
-* ``ENOT``: Buzun et al. (2024) at their HD settings (:func:`otlib.methods.enot.paper_hd_config`);
+  ("NN") potential and the five amortization rows of his tables (:data:`otlib.amos2023.amortization.ROWS`),
+  at his HD settings (:class:`otlib.amos2023.w2ot.W2OTConfig` defaults, widths [2b, 2b, b]);
+* ``ENOT``: Buzun et al. (2024) at their HD settings (:func:`otlib.enot2024.enot.paper_hd_config`);
 * ``ENOT (OTT-JAX 0.6.0)``: the peer, OTT-JAX's ``ExpectileNeuralDual`` with its defaults, when the
   ``peers`` extra is installed (trained seed after seed by its own loop);
 * the baselines ``identity`` and ``linear`` (no training).
 
 Columns are dimensions D. Each (row, D) cell trains all its seeds at once with the driver and is stored
-by :mod:`otlib.tables` as soon as it finishes, so a re-run skips finished cells and resumes an
+by :mod:`otlib.bench.cells` as soon as it finishes, so a re-run skips finished cells and resumes an
 interrupted one from its checkpoint. :func:`l2_uvp_table`, :func:`runtime_table` and
 :func:`published_table` turn the stored records into the papers' tables.
 """
@@ -27,12 +27,14 @@ import jax
 import numpy as np
 import pandas as pd
 
-from otlib import amortization, tables, w2bench
+from otlib import w2bench
+from otlib.amos2023 import amortization
+from otlib.bench import cells
 from otlib.w2bench import baselines as w2bench_baselines
-from otlib.method import Method
-from otlib.methods import enot as enot_method
-from otlib.methods import w2ot as w2ot_method
-from otlib.progress import progress_bar
+from otlib.core.method import Method
+from otlib.enot2024 import enot as enot_method
+from otlib.amos2023 import w2ot as w2ot_method
+from otlib.core.progress import progress_bar
 
 __all__ = ["Budget", "ROWS", "PEER_ROW", "BASELINE_ROWS", "w2ot_row_name", "run_table", "l2_uvp_table",
            "runtime_table", "published_table", "peer_available", "plot_l2_uvp"]
@@ -110,11 +112,11 @@ def _run_peer(folder: Path, dim: int, bench, budget: Budget) -> dict:
     from otlib.bench.enot import race_peer
 
     seeds = budget.enot_seeds
-    stored = tables.load_cell(folder, PEER_ROW, dim)
-    if tables.cell_matches(stored, budget.enot_steps, seeds, repr(budget)):
+    stored = cells.load_cell(folder, PEER_ROW, dim)
+    if cells.cell_matches(stored, budget.enot_steps, seeds, repr(budget)):
         return stored
     runs = [race_peer(bench, budget.enot_steps, seed, batch_size=budget.batch_size) for seed in range(seeds)]
-    return tables.store_cell(folder, PEER_ROW, dim, {
+    return cells.store_cell(folder, PEER_ROW, dim, {
         "steps": budget.enot_steps, "seeds": seeds, "tag": repr(budget), "metric": "l2_uvp",
         "values": [r["l2_uvp"] for r in runs], "diverged": [False] * seeds,
         "train_s": sum(r["train_s"] for r in runs), "compile_s": None,
@@ -154,7 +156,7 @@ def run_table(rows: Iterable[str], dims: Iterable[int], *, budget: Budget, folde
             for row in rows:
                 bar.set_postfix_str(f"{row}, D={dim}")
                 steps, seeds = _steps_and_seeds(row, budget)
-                records.append(tables.run_cell(
+                records.append(cells.run_cell(
                     folder, row, dim, lambda: ROWS[row](bench, budget), steps=steps, seeds=seeds,
                     key=cell_key, chunk_size=budget.chunk_size, tag=repr(budget), progress=False))
                 bar.update()
@@ -176,7 +178,7 @@ def _pivot(records: pd.DataFrame, cell: Callable[[pd.Series], object]) -> pd.Dat
 
 def l2_uvp_table(records: pd.DataFrame) -> pd.DataFrame:
     """The papers' table: mean ± std of the final forward L2-UVP (%) over seeds, ">100" if diverged."""
-    return _pivot(records, lambda r: tables.format_cell(r["values"]))
+    return _pivot(records, lambda r: cells.format_cell(r["values"]))
 
 
 def runtime_table(records: pd.DataFrame) -> pd.DataFrame:
@@ -186,34 +188,34 @@ def runtime_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def published_table(records: pd.DataFrame) -> pd.DataFrame:
-    """Ours / published per cell, for the rows with published values (``tables.PUBLISHED_HD``)."""
+    """Ours / published per cell, for the rows with published values (``cells.PUBLISHED_HD``)."""
     pairs = {"ENOT": "ENOT", "linear": "linear", "identity": "identity"}
     best_w2ot = [r for r in records["row"].unique() if r.startswith("W2OT")]
     rows = []
     for _, r in records.iterrows():
         name = pairs.get(r["row"]) or ("W2OT best" if r["row"] in best_w2ot else None)
-        published = tables.PUBLISHED_HD.get(name, {}).get("values", {}).get(int(r["dim"])) if name else None
-        mean, _, ok = tables.mean_std(r["values"])
+        published = cells.PUBLISHED_HD.get(name, {}).get("values", {}).get(int(r["dim"])) if name else None
+        mean, _, ok = cells.mean_std(r["values"])
         if published is None:
             continue
         rows.append({"row": r["row"], "dim": int(r["dim"]), "ours": mean if ok else np.nan, "published": published,
                      "ratio": (mean / published) if ok else np.nan,
-                     "source": tables.PUBLISHED_HD[name]["source"]})
+                     "source": cells.PUBLISHED_HD[name]["source"]})
     return pd.DataFrame(rows)
 
 
 def plot_l2_uvp(ax, records: pd.DataFrame) -> None:
     """Mean ± std of every row against D (log-log), the published values as hollow diamonds: ENOT's and
     the baselines' in their rows' colours, the best W2OT row (as ENOT reprints it) in black."""
-    from otlib.plots import uvp_against_dim
+    from otlib.w2bench.figures import uvp_against_dim
 
     dims = sorted(records["dim"].unique())
     for i, (row, group) in enumerate(records.groupby("row", sort=False)):
-        stats = [tables.mean_std(v) for v in group["values"]]
-        published = tables.PUBLISHED_HD[row]["values"] if row in ("ENOT", *BASELINE_ROWS) else None
+        stats = [cells.mean_std(v) for v in group["values"]]
+        published = cells.PUBLISHED_HD[row]["values"] if row in ("ENOT", *BASELINE_ROWS) else None
         uvp_against_dim(ax, list(group["dim"]), [m for m, _, _ in stats], [s for _, s, _ in stats], label=row,
                         published=published, color=f"C{i % 10}", marker="os^vD<>ph*"[i % 10])
     if any(r.startswith("W2OT") for r in records["row"].unique()):
-        best = tables.PUBLISHED_HD["W2OT best"]["values"]
+        best = cells.PUBLISHED_HD["W2OT best"]["values"]
         ax.plot([d for d in dims if d in best], [best[d] for d in dims if d in best], ls="none", marker="D", ms=6,
                 mfc="none", color="k", label="W2OT, best row (published)")

@@ -1,4 +1,4 @@
-"""Penalized optimal transport (POT) and the VAE as :class:`~otlib.method.Method` factories.
+"""Penalized optimal transport (POT) and the VAE as :class:`~otlib.core.method.Method` factories.
 
 Bousquet et al. (2017, "VEGAN cookbook") relax the encoder form of OT (WAE Theorem 1, digest §2.2) to
 
@@ -7,7 +7,7 @@ Bousquet et al. (2017, "VEGAN cookbook") relax the encoder form of OT (WAE Theor
 and minimise it jointly over the encoder Q and the decoder G. The Wasserstein auto-encoder paper
 (Tolstikhin et al. 2018) runs it with two latent divergences D_Z:
 
-* :func:`wae_mmd`: D_Z = MMD with the IMQ kernel (WAE Algorithm 2), :mod:`otlib.mmd`;
+* :func:`wae_mmd`: D_Z = MMD with the IMQ kernel (WAE Algorithm 2), :mod:`otlib.vegan2017.mmd`;
 * :func:`wae_gan`: D_Z = Jensen-Shannon through a latent adversary (WAE Algorithm 1), which makes POT
   the adversarial auto-encoder (AAE) of Makhzani et al. (VEGAN's theorem);
 
@@ -20,7 +20,7 @@ is relative to that: the training objective here is ``cost_scale * SSE + lambda 
 errors are raw per-image SSE on [0, 1] pixels.
 
 All three share one :class:`NetConfig` (same networks, batch, Adam) and one evaluation
-(:func:`evaluation`), and train with the one driver :func:`otlib.train.train`. Each step draws its batch
+(:func:`evaluation`), and train with the one driver :func:`otlib.core.train.train`. Each step draws its batch
 by index sampling from the training images, held on the device, so nothing crosses from the host.
 """
 
@@ -33,11 +33,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from otlib.autoencoders import Autoencoder, make_autoencoder
+from otlib.vegan2017.autoencoders import Autoencoder, make_autoencoder
 from otlib.data.digits import ImageData
-from otlib.method import Method
-from otlib.mmd import IMQ_SCALES, mmd_imq
-from otlib.nets import MLP
+from otlib.core.method import Method
+from otlib.vegan2017.mmd import IMQ_SCALES, mmd_imq
+from otlib.nn.nets import MLP
 
 __all__ = ["NetConfig", "POTConfig", "VAEConfig", "SampleMetrics", "wae_mmd", "wae_gan", "vae", "make_method",
            "METHODS", "squared_error", "gaussian_kl", "autoencoder_of", "evaluation", "pretrain_encoder", "EVAL_SIZE",
@@ -92,7 +92,7 @@ class VAEConfig:
 
 
 class SampleMetrics(Protocol):
-    """Scores of generated images (e.g. :class:`otlib.vegan.SampleScorer`): ``num_samples`` of them are
+    """Scores of generated images (e.g. :class:`otlib.vegan2017.cookbook.SampleScorer`): ``num_samples`` of them are
     drawn at each evaluation and passed as ``(num_samples, D)`` pixels in [0, 1]."""
 
     num_samples: int

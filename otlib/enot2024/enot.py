@@ -1,11 +1,11 @@
 """ENOT: expectile-regularised neural OT (Buzun et al. 2024, Algorithm 1) as an otlib :class:`Method`.
 
 One step = one gradient update of a map network and of a potential network on the loss of
-:func:`otlib.expectile.enot_loss`; no inner conjugate solver, the whole step is one jitted function and
-the driver :func:`otlib.train.train` scans it. Three parameterisations, picked from :data:`FORMS`:
+:func:`otlib.enot2024.expectile.enot_loss`; no inner conjugate solver, the whole step is one jitted function and
+the driver :func:`otlib.core.train.train` scans it. Three parameterisations, picked from :data:`FORMS`:
 
 * ``"distance"`` (OTT-JAX 0.6.0): two plain MLPs f, g; T(x) = x − ∇h*(∇f(x)), T⁻¹(y) = y − ∇h*(∇g(y))
-  (the cost's twist, Eq. 11-12), trained with the cost c itself. Any TI cost (:mod:`otlib.costs`).
+  (the cost's twist, Eq. 11-12), trained with the cost c itself. Any TI cost (:mod:`otlib.ot.costs`).
 * ``"correlation"`` (the authors' HD runs, digest §5.7): Brenier potentials F = ½‖x‖² + MLP,
   G = ½‖y‖² + MLP; T = ∇F, T⁻¹ = ∇G, trained with c(x, y) = −<x, y> and Kantorovich potential −G.
   Squared Euclidean cost only. With h = ½‖·‖² this is the distance form with f = −MLP: same losses up to
@@ -32,11 +32,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from otlib.costs import Correlation, Cost, SqEuclidean
-from otlib.expectile import enot_loss
-from otlib.method import Method, Sampler
-from otlib.nets import MLP
-from otlib.train import DIVERGENCE_THRESHOLD
+from otlib.ot.costs import Correlation, Cost, SqEuclidean
+from otlib.enot2024.expectile import enot_loss
+from otlib.core.method import Method, Sampler
+from otlib.nn.nets import MLP
+from otlib.core.train import DIVERGENCE_THRESHOLD
 from otlib.w2bench.metrics import unexplained_variance
 
 __all__ = ["FORMS", "ENOTConfig", "ENOTState", "enot", "enot_grid", "hd_evaluate", "inverse", "paper_hd_config",
@@ -51,7 +51,7 @@ class ENOTConfig:
     field's comment says; :func:`paper_hd_config` gives the authors' HD-benchmark settings.
 
     Attributes:
-      cost: the ground cost (:mod:`otlib.costs`; ``SqEuclidean`` is ½‖x − y‖² here, ‖x − y‖² in OTT).
+      cost: the ground cost (:mod:`otlib.ot.costs`; ``SqEuclidean`` is ½‖x − y‖² here, ‖x − y‖² in OTT).
       parameterisation: ``"distance"`` | ``"correlation"`` | ``"map"`` (see the module docstring).
       hidden, act: hidden widths and activation of every MLP.
       tau: the expectile of L_tau (Eq. 13); the paper suggests [0.9, 1).
@@ -368,7 +368,7 @@ def enot_grid(config: ENOTConfig, taus: Sequence[float], lams: Sequence[float], 
     The state holds one :class:`ENOTState` per cell, stacked on a leading axis of ``len(taus) * len(lams)``
     cells (tau major), and an ``alive`` flag per cell. Every cell starts from the same initialisation and sees
     the same batches (common random numbers: cells differ by (tau, λ) alone; seeds, vmapped by the driver,
-    give the spread). A cell whose loss is NaN or above :data:`otlib.train.DIVERGENCE_THRESHOLD` is frozen
+    give the spread). A cell whose loss is NaN or above :data:`otlib.core.train.DIVERGENCE_THRESHOLD` is frozen
     and reported as diverged (the driver's rule, applied per cell so one cell cannot stop the others).
     ``eval_fn`` is applied per cell and reads NaN for diverged cells. The step's ``loss`` is the mean over
     live cells; ``alive`` counts them.

@@ -2,10 +2,10 @@
 
 On a CPU, compiling a W2OT step (a vmapped L-BFGS inside the loss) costs more than thousands of steps on
 2-D data, so ten runs would spend most of their time compiling ten copies of the same program. Here the
-ten problems are one :class:`~otlib.method.Method` whose state is ten W2OT states stacked on a leading
+ten problems are one :class:`~otlib.core.method.Method` whose state is ten W2OT states stacked on a leading
 *pair* axis:
 
-* ``init`` is ``jax.vmap`` of :func:`otlib.methods.w2ot.w2ot`'s over the pair index, and ``step`` maps
+* ``init`` is ``jax.vmap`` of :func:`otlib.amos2023.w2ot.w2ot`'s over the pair index, and ``step`` maps
   its step over the pairs by ``vmap`` or by ``lax.map`` (:data:`PAIR_AXES`: batched on an accelerator,
   one pair after another on a CPU, where a batched L-BFGS would wait for the slowest pair);
 * a pair's samplers are picked by ``jax.lax.switch`` on that index (under ``vmap`` every branch is drawn
@@ -13,8 +13,8 @@ ten problems are one :class:`~otlib.method.Method` whose state is ten W2OT state
 * the driver's divergence rule (NaN, or ``|loss| > 1e5``) is applied per pair: a diverged pair is frozen
   at its last good state and marked in ``alive``, the others go on.
 
-So :func:`otlib.train.train` compiles one step, trains every pair at once, and its seed axis still means
-seeds. After training, :func:`dual_maps` turns each pair's state into the :class:`otlib.plots2d.DualMaps`
+So :func:`otlib.core.train.train` compiles one step, trains every pair at once, and its seed axis still means
+seeds. After training, :func:`dual_maps` turns each pair's state into the :class:`otlib.amos2023.plots2d.DualMaps`
 that the figures draw (functions jitted on the state, so the ten pairs share their compilations), and
 :func:`sinkhorn_table` scores the maps with Amos's 2-D metric, and :func:`duality_table` checks the conjugate
 solver by weak duality.
@@ -31,12 +31,12 @@ import jax
 import jax.numpy as jnp
 
 from otlib.data.toy2d import AMOS_PAIRS, Pair, pair
-from otlib.method import Method, Sampler
-from otlib.methods import w2ot as w2ot_method
-from otlib.methods.w2ot import W2OTConfig, W2OTState
-from otlib.plots2d import DualMaps
-from otlib.sinkhorn import EPSILON, MAX_ITERATIONS, sinkhorn_divergence
-from otlib.train import DIVERGENCE_THRESHOLD, RunResult
+from otlib.core.method import Method, Sampler
+from otlib.amos2023 import w2ot as w2ot_method
+from otlib.amos2023.w2ot import W2OTConfig, W2OTState
+from otlib.amos2023.plots2d import DualMaps
+from otlib.ot.sinkhorn import EPSILON, MAX_ITERATIONS, sinkhorn_divergence
+from otlib.core.train import DIVERGENCE_THRESHOLD, RunResult
 
 __all__ = [
     "EPSILON_SCALES",
@@ -73,10 +73,10 @@ class PairsState:
     """One W2OT state per pair (leaves stacked on a leading pair axis) and which pairs are still training.
 
     Attributes:
-      w2ot: the stacked :class:`~otlib.methods.w2ot.W2OTState`.
+      w2ot: the stacked :class:`~otlib.amos2023.w2ot.W2OTState`.
       alive: ``(P,)`` booleans, False once a pair's loss was NaN or above the divergence threshold.
       restart: ``(P,)`` booleans, True for the pairs whose conjugates are also solved from x = y
-        (``restart_from_target`` of :class:`~otlib.methods.w2ot.W2OTConfig`, in training and in their maps).
+        (``restart_from_target`` of :class:`~otlib.amos2023.w2ot.W2OTConfig`, in training and in their maps).
     """
 
     w2ot: W2OTState
@@ -187,7 +187,7 @@ def w2ot_pairs(config: W2OTConfig, names: Sequence[str] = AMOS_PAIRS, *, pair_ax
 
 
 def pair_states(result: RunResult, seed: int = 0) -> PairsState:
-    """The :class:`PairsState` of one seed of a :func:`otlib.train.train` run of :func:`w2ot_pairs`."""
+    """The :class:`PairsState` of one seed of a :func:`otlib.core.train.train` run of :func:`w2ot_pairs`."""
     if not 0 <= seed < result.num_seeds:
         raise ValueError(f"seed must be in [0, {result.num_seeds}), got {seed}")
     return jax.tree.map(lambda a: a[seed], result.state)
@@ -257,7 +257,7 @@ def _evaluation_samples(p: Pair, key: jax.Array, n: int) -> tuple[jax.Array, jax
 
 def sinkhorn_table(maps: Sequence[DualMaps], key: jax.Array, n: int = 512, *, epsilon: float = EPSILON,
                    epsilon_scale: str = "absolute", max_iterations: int = MAX_ITERATIONS) -> Any:
-    """Amos's 2-D metric per pair (w2ot §4, "2-D metric"; as :func:`otlib.sinkhorn.transport_errors`).
+    """Amos's 2-D metric per pair (w2ot §4, "2-D metric"; as :func:`otlib.ot.sinkhorn.transport_errors`).
 
     Returns a pandas DataFrame indexed by pair with the debiased Sinkhorn divergences (cost ||x - y||^2)
     ``forward`` = S(grad f(X), Y), ``inverse`` = S(grad f*(Y), X), the reference scale
@@ -297,7 +297,7 @@ def duality_table(maps: Sequence[DualMaps], key: jax.Array, n: int = 512) -> Any
 
         -L(f) = -(mean f(X) + mean f*(Y)) <= ½W₂²(X, Y) - ½ mean||x||² - ½ mean||y||² =: bound,
 
-    with ½W₂²(X, Y) exact (:func:`otlib.costs.empirical_ot_cost`, Hungarian algorithm). The solver's
+    with ½W₂²(X, Y) exact (:func:`otlib.ot.costs.empirical_ot_cost`, Hungarian algorithm). The solver's
     f*(y) = <x̂, y> - f(x̂) at its argmin x̂ is never above the exact f*(y), so an *estimated* dual
     objective above the bound proves that for some targets the warm-started solver returned a local,
     not the global, minimum of J(x; y) = f(x) - <x, y>. That needs a non-convex f: for an ICNN, whose
@@ -309,7 +309,7 @@ def duality_table(maps: Sequence[DualMaps], key: jax.Array, n: int = 512) -> Any
     """
     import pandas as pd
 
-    from otlib.costs import SqEuclidean, empirical_ot_cost
+    from otlib.ot.costs import SqEuclidean, empirical_ot_cost
 
     rows = {}
     for m in maps:

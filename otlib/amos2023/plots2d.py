@@ -3,7 +3,7 @@
 A learned dual potential f on a pair μ → ν is drawn through four functions of the plane, gathered in
 :class:`DualMaps`: f, the forward map ∇f (μ → ν), the inverse map ∇f* (ν → μ, the conjugate's argmin)
 and the conjugate f*. The figures are method-agnostic: any solver that provides these four maps can be
-drawn (W2OT's come from :func:`otlib.toy2d_training.dual_maps`).
+drawn (W2OT's come from :func:`otlib.amos2023.toy2d_training.dual_maps`).
 
 * :func:`overview`: one row per pair: samples of μ and ν, X → ∇f(X), Y → ∇f*(Y), contours of f and f*
   (``vis-transport.png``, 4 panels, with the samples added in front);
@@ -16,7 +16,7 @@ drawn (W2OT's come from :func:`otlib.toy2d_training.dual_maps`).
   clipped above J(y_i; y_i) + 1, with y_i (dot) and the solver's argmin ∇f*(y_i) (star) (``conj.png``).
 
 Every function returns a Matplotlib figure and draws nothing else; save it with
-``otlib.notebook.Notebook.savefig``. Colours: μ and its images are C0, ν and its images C1.
+``otlib.report.notebook.Notebook.savefig``. Colours: μ and its images are C0, ν and its images C1.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OVERVIEW_COLUMNS",
+    "transport_arrows",
     "DualMaps",
     "conjugate_landscape",
     "grid_points",
@@ -270,7 +271,7 @@ def training_curves(history: dict[str, np.ndarray], names: Sequence[str], *, col
                     metric: str = "dual_objective") -> Figure:
     """Small multiples of ``history[f"{metric}/{name}"]`` against ``history["step"]``, one panel per pair.
 
-    ``history`` is :attr:`otlib.train.RunResult.history` of a multi-pair run (values ``(L, seeds)``, one
+    ``history`` is :attr:`otlib.core.train.RunResult.history` of a multi-pair run (values ``(L, seeds)``, one
     line per seed). The dual objective -L(θ) rises to ½W₂²(μ, ν) - ½E‖x‖² - ½E‖y‖² (w2ot §2): a curve
     that is still climbing at the end says the run was too short.
     """
@@ -292,3 +293,16 @@ def training_curves(history: dict[str, np.ndarray], names: Sequence[str], *, col
     fig.supxlabel("step", fontsize=8)
     fig.supylabel(metric.replace("_", " "), fontsize=8)
     return fig
+
+
+def transport_arrows(ax, x, y, *, source_label: str = "source", target_label: str = "pushed",
+                     max_arrows: int = 200, s: float = 3.0) -> None:
+    """2D samples ``x`` and their images ``y``, joined by thin lines for the first ``max_arrows`` pairs."""
+    from matplotlib.collections import LineCollection
+
+    x, y = np.asarray(x), np.asarray(y)
+    k = min(max_arrows, len(x))
+    ax.add_collection(LineCollection(np.stack([x[:k], y[:k]], axis=1), colors="0.6", linewidths=0.4, zorder=1))
+    ax.scatter(*x.T, s=s, label=source_label, zorder=2)
+    ax.scatter(*y.T, s=s, label=target_label, zorder=2)
+    ax.set_aspect("equal")

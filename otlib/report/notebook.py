@@ -1,4 +1,4 @@
-"""What every notebook calls first: ``nb = otlib.notebook.start("<name>", profile=profile)``.
+"""What every notebook calls first: ``nb = otlib.report.notebook.start("<name>", profile=profile)``.
 
 It sets the figure style and JAX's matmul precision, prints where the notebook runs (device, versions,
 profile), and returns a :class:`Notebook` whose ``savefig`` and ``save_table`` write under
@@ -19,13 +19,13 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
-from otlib.io import atomic_write_text
-from otlib.paths import results_dir
+from otlib.core.files import atomic_write_text
+from otlib.core.paths import results_dir
+from otlib.report.plots import savefig, style
 
-__all__ = ["PROFILES", "Notebook", "start", "current"]
+__all__ = ["PROFILES", "Notebook", "start"]
 
 PROFILES = ("quick", "full")
-_CURRENT: Optional["Notebook"] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,8 +44,6 @@ class Notebook:
 
     def savefig(self, fig, name: str) -> None:
         """Save ``fig`` as ``figures/<profile>/<notebook>/<name>.{pdf,png}`` (byte-stable)."""
-        from otlib.plots import savefig
-
         savefig(fig, name, notebook=self.name, profile=self.profile)
 
     def save_table(self, table, name: str, *, floatfmt: str = ".3g", caption: str = ""):
@@ -64,16 +62,8 @@ class Notebook:
         return path
 
 
-def current() -> Notebook:
-    """The notebook started last in this process."""
-    if _CURRENT is None:
-        raise RuntimeError("no notebook started: call otlib.notebook.start(name, profile=profile) first")
-    return _CURRENT
-
-
 def start(name: str, *, profile: str = "quick", verbose: bool = True) -> Notebook:
     """Prepare a notebook run and return its :class:`Notebook` (see the module docstring)."""
-    global _CURRENT
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
     expected = os.environ.get("OTLIB_PROFILE")
@@ -88,14 +78,12 @@ def start(name: str, *, profile: str = "quick", verbose: bool = True) -> Noteboo
     import flax
     import optax
 
-    from otlib.plots import style
-
     jax.config.update("jax_default_matmul_precision", "highest")
     style()
-    _CURRENT = Notebook(name, profile)
+    notebook = Notebook(name, profile)
     if verbose:
         devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
         print(f"{name} | profile {profile} | JAX {jax.__version__} on {jax.default_backend()} ({devices}) | "
               f"Flax {flax.__version__}, Optax {optax.__version__}, Matplotlib {matplotlib.__version__}, "
               f"Python {platform.python_version()}")
-    return _CURRENT
+    return notebook

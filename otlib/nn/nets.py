@@ -2,7 +2,7 @@
 
 Linen keeps parameters as ordinary pytrees, so a whole training state can be ``vmap``-ed over seeds and
 carried through ``lax.scan`` by the driver. Potential-specific networks live next to their paper:
-the ICNN in :mod:`otlib.icnn`, Amos's potential MLP and amortization model below.
+the ICNN in :mod:`otlib.nn.icnn`, Amos's potential MLP and amortization model below.
 """
 
 from __future__ import annotations

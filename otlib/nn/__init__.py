@@ -1,0 +1,1 @@
+"""Networks: MLPs, Amos's potential MLP and amortizer, and the input-convex neural network (ICNN)."""
