@@ -9,10 +9,15 @@ import pytest
 import scipy.linalg
 import scipy.stats
 
-from otlib.vegan2017 import cookbook
+from otlib.core.train import train
 from otlib.data.digits import load_digits
 from otlib.vegan2017 import pot
-from otlib.core.train import train
+from otlib.vegan2017.blur import PrototypeScorer, two_prototypes
+from otlib.vegan2017.classifier import classifier_path, load_classifier
+from otlib.vegan2017.linear_gaussian import (ot_encoder, pot_terms, random_linear_gaussian, solve_linear_gaussian_pot,
+                                             w2_to_model)
+from otlib.vegan2017.scores import (SampleScorer, blur_images, bures_w2, frechet_distance, laplacian_sharpness,
+                                    midgray_fraction, reference_scores)
 
 
 # --- the VAE's terms -----------------------------------------------------------------------------------
@@ -61,22 +66,22 @@ def test_bures_formula_matches_scipy_sqrtm():
     m1, m2 = rng.normal(size=(2, 3))
     root = scipy.linalg.sqrtm(cov1)
     want = np.sum((m1 - m2) ** 2) + np.trace(cov1 + cov2) - 2 * np.trace(scipy.linalg.sqrtm(root @ cov2 @ root)).real
-    got = vegan.bures_w2(*(jnp.asarray(v, jnp.float32) for v in (m1, cov1, m2, cov2)))
+    got = bures_w2(*(jnp.asarray(v, jnp.float32) for v in (m1, cov1, m2, cov2)))
     assert float(got) == pytest.approx(want, rel=1e-4)
 
 
 def test_an_encoder_with_matched_marginal_attains_w2():
     # WAE Theorem 1 in the Gaussian case: a linear encoder with Q_Z = P_Z exactly has cost W_2^2(P_X, P_G).
-    problem = vegan.random_linear_gaussian(jax.random.key(0), data_dim=4, latent_dim=2)
-    cost, kl = vegan.pot_terms(problem, vegan.ot_encoder(problem))
+    problem = random_linear_gaussian(jax.random.key(0), data_dim=4, latent_dim=2)
+    cost, kl = pot_terms(problem, ot_encoder(problem))
     assert float(kl) == pytest.approx(0.0, abs=1e-4)
-    assert float(cost) == pytest.approx(float(vegan.w2_to_model(problem)), rel=1e-4)
+    assert float(cost) == pytest.approx(float(w2_to_model(problem)), rel=1e-4)
 
 
 def test_pot_value_is_below_w2_nondecreasing_in_lambda_and_approaches_it():
-    problem = vegan.random_linear_gaussian(jax.random.key(0), data_dim=4, latent_dim=2)
-    w2 = float(vegan.w2_to_model(problem))
-    result = vegan.solve_linear_gaussian_pot(problem, jnp.logspace(-2, 3, 6), iterations=50)
+    problem = random_linear_gaussian(jax.random.key(0), data_dim=4, latent_dim=2)
+    w2 = float(w2_to_model(problem))
+    result = solve_linear_gaussian_pot(problem, jnp.logspace(-2, 3, 6), iterations=50)
     values = np.asarray(result["pot"])
     assert (values <= w2 * (1 + 1e-5)).all()
     assert (np.diff(values) >= -1e-5 * w2).all()
@@ -88,45 +93,45 @@ def test_pot_value_is_below_w2_nondecreasing_in_lambda_and_approaches_it():
 
 def test_sharpness_midgray_and_blur():
     flat = jnp.full((1, 64), 0.5)
-    assert float(vegan.laplacian_sharpness(flat, (8, 8))[0]) == pytest.approx(0.0, abs=1e-7)
-    assert float(vegan.midgray_fraction(flat)[0]) == 1.0
+    assert float(laplacian_sharpness(flat, (8, 8))[0]) == pytest.approx(0.0, abs=1e-7)
+    assert float(midgray_fraction(flat)[0]) == 1.0
     checker = jnp.asarray((np.indices((8, 8)).sum(0) % 2).reshape(1, 64), jnp.float32)
     # every 'valid' response of a 0/1 checkerboard is +-4, so the variance is 16
-    assert float(vegan.laplacian_sharpness(checker, (8, 8))[0]) == pytest.approx(16.0)
+    assert float(laplacian_sharpness(checker, (8, 8))[0]) == pytest.approx(16.0)
     data = load_digits()
     real = jnp.asarray(data.x_test)
-    blurred = vegan.blur_images(real, data.image_shape)
+    blurred = blur_images(real, data.image_shape)
     assert blurred.shape == real.shape
-    assert float(jnp.mean(vegan.laplacian_sharpness(blurred, (8, 8)))) < 0.2 * float(
-        jnp.mean(vegan.laplacian_sharpness(real, (8, 8))))
+    assert float(jnp.mean(laplacian_sharpness(blurred, (8, 8)))) < 0.2 * float(
+        jnp.mean(laplacian_sharpness(real, (8, 8))))
 
 
 def test_frechet_distance_is_zero_for_equal_samples_and_grows_with_shift():
     x = jax.random.normal(jax.random.key(3), (500, 5))
-    assert abs(float(vegan.frechet_distance(x, x))) < 1e-3
-    assert float(vegan.frechet_distance(x, x + 2.0)) == pytest.approx(20.0, rel=1e-3)
+    assert abs(float(frechet_distance(x, x))) < 1e-3
+    assert float(frechet_distance(x, x + 2.0)) == pytest.approx(20.0, rel=1e-3)
 
 
 def test_stored_classifier_and_floors():
     data = load_digits()
-    classifier = vegan.load_classifier(vegan.classifier_path("digits"))
+    classifier = load_classifier(classifier_path("digits"))
     assert classifier.test_accuracy >= 0.95 and classifier.data_name == "digits"
     assert classifier.features(jnp.asarray(data.x_test)).shape == (359, 32)
-    scorer = vegan.SampleScorer.for_data(data, classifier)
-    floors = vegan.reference_scores(data, scorer)
+    scorer = SampleScorer.for_data(data, classifier)
+    floors = reference_scores(data, scorer)
     real, blurred = floors["real (train vs test)"], floors["blurred real"]
     assert real["fcd"] < 0.1 * blurred["fcd"]
     assert real["sharpness_ratio"] == pytest.approx(1.0, abs=0.1) and blurred["sharpness_ratio"] < 0.2
 
 
 def test_missing_classifier_names_the_command(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m otlib.vegan2017.cookbook train-classifier"):
-        vegan.load_classifier(tmp_path / "none.npz")
+    with pytest.raises(FileNotFoundError, match="python -m otlib.vegan2017.classifier train-classifier"):
+        load_classifier(tmp_path / "none.npz")
 
 
 def test_two_prototype_scorer():
-    data = vegan.two_prototypes(num_train=200, num_test=50)
-    scorer = vegan.PrototypeScorer.from_classes(data)
+    data = two_prototypes(num_train=200, num_test=50)
+    scorer = PrototypeScorer.from_classes(data)
     p0, p1 = scorer.prototypes
     half = jnp.stack([0.5 * (p0 + p1)] * 4)
     scores = scorer(jnp.concatenate([scorer.prototypes, half]))
