@@ -36,8 +36,8 @@ from otlib.enot2024 import enot as enot_method
 from otlib.amos2023 import w2ot as w2ot_method
 from otlib.core.progress import progress_bar
 
-__all__ = ["Budget", "ROWS", "PEER_ROW", "BASELINE_ROWS", "w2ot_row_name", "run_table", "l2_uvp_table",
-           "runtime_table", "published_table", "peer_available", "plot_l2_uvp"]
+__all__ = ["Budget", "ROWS", "PEER_ROW", "BASELINE_ROWS", "w2ot_row_name", "run_table", "table_cell",
+           "cell_signature", "l2_uvp_table", "runtime_table", "published_table", "peer_available", "plot_l2_uvp"]
 
 PEER_ROW = "ENOT (OTT-JAX 0.6.0)"
 BASELINE_ROWS = ("linear", "identity")
@@ -99,6 +99,12 @@ def _steps_and_seeds(row: str, budget: Budget) -> tuple[int, int]:
     return budget.w2ot_steps, budget.w2ot_seeds
 
 
+def cell_signature(row: str, budget: Budget) -> dict:
+    """What a stored cell of ``row`` must have been made with: ``steps``, ``seeds`` and ``tag``."""
+    steps, seeds = _steps_and_seeds(row, budget)
+    return {"steps": steps, "seeds": seeds, "tag": repr(budget)}
+
+
 def peer_available() -> bool:
     """Whether OTT-JAX's neural solvers import (the ``peers`` extra)."""
     try:
@@ -153,18 +159,29 @@ def run_table(rows: Iterable[str], dims: Iterable[int], *, budget: Budget, folde
             cell_key = jax.random.fold_in(key, dim)
             if baselines:
                 records += _baseline_records(dim, bench, budget.enot_seeds, budget.n_eval, cell_key)
-            for row in rows:
+            for row in rows + ([PEER_ROW] if peer else []):
                 bar.set_postfix_str(f"{row}, D={dim}")
-                steps, seeds = _steps_and_seeds(row, budget)
-                records.append(cells.run_cell(
-                    folder, row, dim, lambda: ROWS[row](bench, budget), steps=steps, seeds=seeds,
-                    key=cell_key, chunk_size=budget.chunk_size, tag=repr(budget), progress=False))
-                bar.update()
-            if peer:
-                bar.set_postfix_str(f"{PEER_ROW}, D={dim}")
-                records.append(_run_peer(folder, dim, bench, budget))
+                records.append(table_cell(row, dim, budget=budget, folder=folder, key=key, bench=bench))
                 bar.update()
     return pd.DataFrame(records)
+
+
+def table_cell(row: str, dim: int, *, budget: Budget, folder: Path, key: jax.Array, bench=None,
+               progress: bool = False) -> dict:
+    """Run (or load) the one cell (``row``, D) of :func:`run_table` with the table's ``key``; return its record.
+
+    The same code for the notebook and for a cell run as a batch job, so either one's stored cell is the
+    other's. ``bench`` is ``w2bench.hd(dim)`` when not given.
+    """
+    bench = w2bench.hd(dim) if bench is None else bench
+    if row == PEER_ROW:
+        return _run_peer(Path(folder), dim, bench, budget)
+    if row not in ROWS:
+        raise ValueError(f"unknown row {row!r}; choose from {[*ROWS, PEER_ROW]}")
+    steps, seeds = _steps_and_seeds(row, budget)
+    return cells.run_cell(folder, row, dim, lambda: ROWS[row](bench, budget), steps=steps, seeds=seeds,
+                          key=jax.random.fold_in(key, dim), chunk_size=budget.chunk_size, tag=repr(budget),
+                          progress=progress)
 
 
 def _pivot(records: pd.DataFrame, cell: Callable[[pd.Series], object]) -> pd.DataFrame:

@@ -1,0 +1,409 @@
+"""A notebook's table cells as batch jobs, one job per cell, through submitit (Slurm or local processes).
+
+A notebook whose work divides into cells (today the HD table, ``w2_benchmark_hd``: one cell per row and
+D, :func:`otlib.bench.hd_table.table_cell`) can have its cells trained as jobs instead of one after another
+in its kernel. :func:`plan` enumerates the cells that the notebook's parameters imply; :func:`submit` sends
+one job per cell that is neither stored nor queued (a Slurm job array, at most ``max_parallel`` running at
+once; the local executor starts at most ``max_parallel`` processes and :func:`wait` tops them up);
+:func:`statuses` tells each cell's state; :func:`wait` follows them, resubmits a failed cell at most
+``max_retries`` times, and returns when every cell is done or out of tries. The notebook run afterwards
+only gathers the stored cells.
+
+A job runs exactly the notebook's code for its cell (:func:`otlib.bench.hd_table.table_cell`, the same key,
+budget and folder), so it writes through the same cell store (:mod:`otlib.bench.cells`) and checkpoints
+after every chunk of the driver. It is :class:`submitit.helpers.Checkpointable`: a job preempted or at its
+time limit is requeued by submitit and resumes from the driver's checkpoint, and so does a job killed
+outright and submitted again. Each job writes a small JSON status (running, done, or failed with its
+traceback) next to submitit's logs, so the state of a sweep is read without unpickling anything.
+
+Submission refuses a cell whose stored record was made with another configuration (steps, seeds, or
+budget tag), as the notebook's store would not reuse it: delete the record or choose another folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import submitit
+
+from otlib.bench import cells, hd_table
+from otlib.core.files import atomic_write_text
+from otlib.core.progress import progress_bar
+
+__all__ = ["CellSpec", "CellJob", "ConfigurationError", "NOTEBOOKS", "hd_budget", "hd_cells", "plan",
+           "jobs_dir", "statuses", "submit", "wait", "format_statuses", "cells_of", "DEFAULT_MAX_RETRIES"]
+
+DEFAULT_MAX_RETRIES = 2
+"""A failed cell is submitted again at most this many times (so at most 1 + this many attempts)."""
+
+ACTIVE = ("pending", "running")
+TODO = ("missing", "unfinished", "failed")
+
+
+class ConfigurationError(ValueError):
+    """A cell is stored (or queued) with a configuration other than the one asked for."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CellSpec:
+    """One cell of a notebook's table: what a job needs to run it exactly as the notebook does."""
+
+    notebook: str
+    row: str
+    dim: int
+    folder: str
+    budget: hd_table.Budget
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.row}, D={self.dim}"
+
+    @property
+    def path(self) -> Path:
+        return cells.cell_path(Path(self.folder), self.row, self.dim)
+
+    @property
+    def key(self) -> str:
+        """The cell's identity in a sweep's job file: its record's file name."""
+        return self.path.name
+
+    def signature(self) -> dict:
+        return hd_table.cell_signature(self.row, self.budget)
+
+
+def hd_budget(params: dict[str, Any]) -> hd_table.Budget:
+    """The :class:`~otlib.bench.hd_table.Budget` that ``w2_benchmark_hd`` builds from its parameters."""
+    return hd_table.Budget(w2ot_steps=params["w2ot_steps"], w2ot_pretrain_steps=params["w2ot_pretrain_steps"],
+                           w2ot_seeds=params["w2ot_seeds"], enot_steps=params["enot_steps"],
+                           enot_seeds=params["enot_seeds"], enot_hidden=tuple(params["enot_hidden"]),
+                           batch_size=params["batch_size"], n_eval=params["n_eval"])
+
+
+def hd_cells(params: dict[str, Any], folder: Path, *, budget: Optional[hd_table.Budget] = None) -> list[CellSpec]:
+    """The cells ``run_table`` trains for ``w2_benchmark_hd``'s parameters, in its order (D, then row;
+    the OTT-JAX row when ``peer`` is set and installed). ``budget`` replaces the one the parameters imply."""
+    budget = hd_budget(params) if budget is None else budget
+    rows = list(params["rows"])
+    unknown = [r for r in rows if r not in hd_table.ROWS]
+    if unknown:
+        raise ValueError(f"unknown rows {unknown}; choose from {list(hd_table.ROWS)}")
+    if params.get("peer") and hd_table.peer_available():
+        rows.append(hd_table.PEER_ROW)
+    return [CellSpec("w2_benchmark_hd", row, int(dim), str(folder), budget, int(params.get("seed", 0)))
+            for dim in params["dims"] for row in rows]
+
+
+NOTEBOOKS: dict[str, Callable[[dict[str, Any], Path], list[CellSpec]]] = {"w2_benchmark_hd": hd_cells}
+"""The notebooks whose work is stored as cells, and how their parameters enumerate them."""
+
+
+def plan(notebook: str, params: dict[str, Any], folder: Path) -> list[CellSpec]:
+    """The cells that ``notebook`` run with ``params`` computes, stored under ``folder``."""
+    if notebook not in NOTEBOOKS:
+        raise ValueError(f"{notebook} does not store its work as table cells; the notebooks that do: "
+                         f"{', '.join(NOTEBOOKS)} (run the others with python -m otlib.reproduce)")
+    return NOTEBOOKS[notebook](params, Path(folder))
+
+
+def jobs_dir(folder: Path) -> Path:
+    """Where a sweep over the cells in ``folder`` keeps its job file, job statuses and submitit's logs:
+    ``jobs/`` beside ``folder``."""
+    return Path(folder).parent / "jobs"
+
+
+def _status_path(spec: CellSpec) -> Path:
+    return jobs_dir(Path(spec.folder)) / "status" / f"{spec.path.stem}.json"
+
+
+def _write_status(spec: CellSpec, **fields: Any) -> None:
+    path = _status_path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({"cell": spec.name, "time": time.time(), **fields}, indent=1) + "\n")
+
+
+def _read_json(path: Path) -> Optional[dict]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class CellJob(submitit.helpers.Checkpointable):
+    """The job: run one cell with the notebook's code; requeued after preemption or a time limit
+    (submitit resubmits the same call, which resumes from the driver's checkpoint)."""
+
+    def __call__(self, spec: CellSpec) -> dict:
+        import jax
+
+        os.environ.setdefault("OTLIB_PROGRESS", "text")
+        # The notebooks' precision (otlib.report.notebook.start), so a job's cell is the notebook's.
+        jax.config.update("jax_default_matmul_precision", "highest")
+        try:
+            job_id = submitit.JobEnvironment().job_id
+        except RuntimeError:
+            job_id = "?"
+        _write_status(spec, state="running", job_id=job_id, pid=os.getpid(), host=os.uname().nodename)
+        try:
+            record = hd_table.table_cell(spec.row, spec.dim, budget=spec.budget, folder=Path(spec.folder),
+                                         key=jax.random.key(spec.seed), progress=True)
+        except BaseException as err:
+            _write_status(spec, state="failed", job_id=job_id, error=f"{type(err).__name__}: {err}",
+                          traceback=traceback.format_exc())
+            raise
+        _write_status(spec, state="done", job_id=job_id)
+        return {"row": spec.row, "dim": spec.dim, "values": record["values"]}
+
+
+# ----------------------------------------------------------------------------------------------- job file
+
+def _job_file(folder: Path) -> Path:
+    return jobs_dir(folder) / "jobs.json"
+
+
+def _load_jobs(folder: Path) -> dict:
+    return _read_json(_job_file(folder)) or {"cells": {}}
+
+
+def _save_jobs(folder: Path, jobs: dict) -> None:
+    path = _job_file(folder)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(jobs, indent=1, sort_keys=True) + "\n")
+
+
+def _squeue() -> dict[str, str]:
+    """Slurm's queue: job id (``123`` or array task ``123_4``) -> state (``PENDING``, ``RUNNING``, ...)."""
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    if out.returncode != 0:
+        return {}
+    return dict(line.split("|", 1) for line in out.stdout.split() if "|" in line)
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a local job's controller process still runs (a zombie child is reaped and counts as ended)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def _job_state(job: dict, queue: Optional[dict[str, str]]) -> Optional[str]:
+    """``"pending"`` or ``"running"`` while the scheduler holds the job, else ``None``."""
+    if job["executor"] == "local":
+        return "running" if _pid_alive(int(job["job_id"])) else None
+    state = (queue or {}).get(job["job_id"])
+    if state is None:
+        return None
+    return "running" if state in ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED") else "pending"
+
+
+def statuses(specs: Sequence[CellSpec]) -> list[dict]:
+    """Each cell's state: ``done``, ``conflict`` (stored with another configuration), ``pending``,
+    ``running``, ``failed`` (its job ended without storing the cell: the error and log are given),
+    ``unfinished`` (a checkpoint and no job) or ``missing``; with its job, attempts and log."""
+    by_folder: dict[str, dict] = {}
+    queue = None
+    out = []
+    for spec in specs:
+        jobs = by_folder.setdefault(spec.folder, _load_jobs(Path(spec.folder)))
+        entry = jobs["cells"].get(spec.key)
+        info: dict[str, Any] = {"cell": spec.name, "row": spec.row, "dim": spec.dim, "spec": spec,
+                                "attempts": entry["attempts"] if entry else 0, "job": None, "log": None,
+                                "error": None}
+        try:
+            stored = cells.load_cell(Path(spec.folder), spec.row, spec.dim)
+        except Exception as err:  # an invalid record is recomputed, as the notebook's store does
+            stored, info["error"] = None, f"invalid record: {err}"
+        sig = spec.signature()
+        if stored is not None and cells.cell_matches(stored, sig["steps"], sig["seeds"], sig["tag"]):
+            out.append({**info, "state": "done"})
+            continue
+        if stored is not None:
+            out.append({**info, "state": "conflict", "error": (
+                f"{spec.path} was made with steps={stored.get('steps')}, seeds={stored.get('seeds')}, "
+                f"tag={stored.get('tag', '')!r}; asked for steps={sig['steps']}, seeds={sig['seeds']}, "
+                f"tag={sig['tag']!r}")})
+            continue
+        checkpoint = spec.path.with_suffix(".ckpt.npz").exists()
+        if entry is None:
+            out.append({**info, "state": "unfinished" if checkpoint else "missing"})
+            continue
+        job = entry["jobs"][-1]
+        info.update(job=job["job_id"], log=job["stderr"])
+        if job["executor"] == "slurm" and queue is None:
+            queue = _squeue()
+        active = _job_state(job, queue)
+        if active:
+            if entry.get("tag") != sig["tag"]:
+                out.append({**info, "state": "conflict", "error": (
+                    f"job {job['job_id']} is computing this cell with tag {entry.get('tag')!r}; asked for "
+                    f"{sig['tag']!r}")})
+            else:
+                out.append({**info, "state": active})
+            continue
+        status = _read_json(_status_path(spec)) or {}
+        if status.get("job_id") != job["job_id"]:
+            status = {}  # a previous attempt's, or the job never started
+        error = status.get("error") or ("killed or lost (no error recorded)" if status.get("state") == "running"
+                                         else "ended without storing the cell")
+        if info["error"]:
+            error = f"{info['error']}; {error}"
+        out.append({**info, "state": "failed", "error": error + (" (checkpoint kept)" if checkpoint else "")})
+    return out
+
+
+def format_statuses(states: Sequence[dict], *, max_retries: int = DEFAULT_MAX_RETRIES) -> str:
+    """One line per cell (state, cell, job, attempts, log or error) and a count per state."""
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s["state"]] = counts.get(s["state"], 0) + 1
+    width = max((len(s["cell"]) for s in states), default=4)
+    lines = [f"{len(states)} cells: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))]
+    for s in states:
+        line = f"  {s['state']:<10} {s['cell']:<{width}}"
+        if s["job"]:
+            line += f"  job {s['job']} (attempt {s['attempts']} of {1 + max_retries})"
+        if s["state"] == "failed":
+            line += f"  {s['error']}; log {s['log']}"
+        elif s["state"] == "conflict":
+            line += f"  {s['error']}"
+        elif s["state"] in ACTIVE:
+            line += f"  log {s['log']}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------- submission
+
+def _executor(kind: str, folder: Path, *, partition: Optional[str], gpus_per_job: Optional[int], time_min: int,
+              max_parallel: Optional[int], cpus_per_job: Optional[int], mem_gb: Optional[float], name: str):
+    logs = jobs_dir(folder) / "logs"
+    if kind == "slurm":
+        executor = submitit.AutoExecutor(folder=logs, cluster="slurm")
+        params: dict[str, Any] = {"timeout_min": time_min, "name": name, "nodes": 1, "tasks_per_node": 1,
+                                  "gpus_per_node": 1 if gpus_per_job is None else gpus_per_job}
+        if partition:
+            params["slurm_partition"] = partition
+        if max_parallel:
+            params["slurm_array_parallelism"] = max_parallel
+        if cpus_per_job:
+            params["cpus_per_task"] = cpus_per_job
+        if mem_gb:
+            params["mem_gb"] = mem_gb
+        executor.update_parameters(**params)
+        return executor
+    if kind == "local":
+        executor = submitit.AutoExecutor(folder=logs, cluster="local")
+        params = {"timeout_min": time_min, "name": name, "tasks_per_node": 1}
+        if gpus_per_job is None:  # keep this process's devices (submitit's local executor would hide them)
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            params["local_setup"] = [f"export CUDA_VISIBLE_DEVICES={visible}" if visible is not None
+                                     else "unset CUDA_VISIBLE_DEVICES"]
+        else:
+            params["gpus_per_node"] = gpus_per_job
+        executor.update_parameters(**params)
+        return executor
+    raise ValueError(f"executor must be 'slurm' or 'local', got {kind!r}")
+
+
+def submit(specs: Sequence[CellSpec], *, executor: str = "local", partition: Optional[str] = None,
+           gpus_per_job: Optional[int] = None, time_min: int = 720, max_parallel: Optional[int] = None,
+           cpus_per_job: Optional[int] = None, mem_gb: Optional[float] = None,
+           max_retries: int = DEFAULT_MAX_RETRIES, dry_run: bool = False,
+           log: Callable[[str], None] = print) -> list[dict]:
+    """Submit one job per cell that is missing, unfinished, or failed with tries left; return what was
+    (or, with ``dry_run``, would be) submitted: ``{"cell", "spec", "job", "resume"}`` per job.
+
+    Cells done, queued or running are left alone. Raises :class:`ConfigurationError`, before submitting
+    anything, when a cell is stored or queued with another configuration. ``executor="local"`` starts
+    processes on this machine (at most ``max_parallel`` running at once); ``"slurm"`` submits one job
+    array (``max_parallel`` as the array's limit) with ``gpus_per_job`` GPUs per job (default 1).
+    """
+    states = statuses(specs)
+    conflicts = [s for s in states if s["state"] == "conflict"]
+    if conflicts:
+        raise ConfigurationError("refusing to submit: cells stored or queued with another configuration "
+                                 "(delete their records or use another folder):\n"
+                                 + "\n".join(f"  {s['cell']}: {s['error']}" for s in conflicts))
+    todo = [s for s in states if s["state"] in TODO and s["attempts"] <= max_retries]
+    for s in states:
+        if s["state"] == "failed" and s["attempts"] > max_retries:
+            log(f"not resubmitted (failed {s['attempts']} times): {s['cell']}: {s['error']}; log {s['log']}")
+    if executor == "local" and max_parallel:
+        running = sum(s["state"] in ACTIVE for s in states)
+        todo = todo[:max(0, max_parallel - running)]
+    if not todo:
+        return []
+    planned = [{"cell": s["cell"], "spec": s["spec"], "job": None,
+                "resume": s["spec"].path.with_suffix(".ckpt.npz").exists()} for s in todo]
+    if dry_run:
+        for p in planned:
+            sig = p["spec"].signature()
+            log(f"would submit ({executor}): {p['cell']}: {sig['steps']} steps x {sig['seeds']} seeds"
+                + (", resuming from its checkpoint" if p["resume"] else ""))
+        return planned
+    by_folder: dict[str, list[dict]] = {}
+    for p in planned:
+        by_folder.setdefault(p["spec"].folder, []).append(p)
+    for folder, group in by_folder.items():
+        ex = _executor(executor, Path(folder), partition=partition, gpus_per_job=gpus_per_job, time_min=time_min,
+                       max_parallel=max_parallel, cpus_per_job=cpus_per_job, mem_gb=mem_gb,
+                       name=f"otlib-{group[0]['spec'].notebook}")
+        jobs = ex.map_array(CellJob(), [p["spec"] for p in group])
+        book = _load_jobs(Path(folder))
+        for p, job in zip(group, jobs):
+            spec = p["spec"]
+            entry = book["cells"].setdefault(spec.key, {"cell": spec.name, "attempts": 0, "jobs": []})
+            entry["attempts"] += 1
+            entry["tag"] = spec.signature()["tag"]
+            entry["jobs"].append({"job_id": str(job.job_id), "executor": executor, "submitted": time.time(),
+                                  "stdout": str(job.paths.stdout), "stderr": str(job.paths.stderr)})
+            p["job"] = str(job.job_id)
+            log(f"submitted {p['cell']}: job {job.job_id} ({executor})" + (", resumes" if p["resume"] else ""))
+        _save_jobs(Path(folder), book)
+    return planned
+
+
+def wait(specs: Sequence[CellSpec], *, poll_s: float = 10.0, timeout_s: Optional[float] = None,
+         max_retries: int = DEFAULT_MAX_RETRIES, progress: bool = True,
+         log: Callable[[str], None] = print, **submit_options: Any) -> list[dict]:
+    """Follow the cells until each is done or failed with no tries left (a progress bar of done cells);
+    a failed cell, or a waiting local one, is (re)submitted with ``submit_options``. Returns the last
+    :func:`statuses`."""
+    start = time.monotonic()
+    with progress_bar(total=len(specs), desc="cells done", disable=not progress) as bar:
+        while True:
+            states = statuses(specs)
+            done = sum(s["state"] == "done" for s in states)
+            bar.update(done - bar.n)
+            retry = [s for s in states if s["state"] in TODO and s["attempts"] <= max_retries]
+            waiting = [s for s in states if s["state"] in ACTIVE]
+            if retry:
+                submit(specs, max_retries=max_retries, log=log, **submit_options)
+            elif not waiting:
+                return states
+            if timeout_s is not None and time.monotonic() - start > timeout_s:
+                return statuses(specs)
+            time.sleep(poll_s)
+
+
+def cells_of(specs: Iterable[CellSpec]) -> list[Optional[dict]]:
+    """The stored records of ``specs`` (``None`` where a cell is not stored)."""
+    return [cells.load_cell(Path(s.folder), s.row, s.dim) for s in specs]

@@ -1,0 +1,156 @@
+"""Table cells as jobs (otlib.bench.sweep, python -m otlib.sweep) with submitit's local executor: real
+subprocesses that write the same cell store the notebook reads."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import jax
+import pytest
+
+from otlib.bench import cells, hd_table, sweep
+from otlib.core.paths import notebooks_dir
+from otlib.report.reproduce import discover, parameters_of, parse_overrides, resolve_parameters
+from otlib import sweep as sweep_cli
+
+TINY = ["-p", "rows=['ENOT']", "-p", "enot_steps=300", "-p", "enot_seeds=2", "-p", "enot_hidden=[32, 32]",
+        "-p", "batch_size=128", "-p", "n_eval=1024", "-p", "peer=false"]
+"""A few hundred ENOT steps per cell at D = 2 and 4: a cell's job takes seconds after its compilation."""
+
+
+def _params(*overrides: str) -> dict:
+    """The notebook's quick parameters with ``-p`` overrides, as ``python -m otlib.sweep`` resolves them."""
+    notebook = discover()["w2_benchmark_hd"]
+    return {**parameters_of(notebook), **resolve_parameters(notebook, "quick", parse_overrides(overrides[1::2]))}
+
+
+def test_budget_is_the_notebooks():
+    """The sweep builds the Budget exactly as the notebook's cell does (evaluated from its source)."""
+    nb = json.loads(notebooks_dir("w2_benchmark_hd.ipynb").read_text())
+    params = _params(*TINY)
+    for cell in nb["cells"]:
+        source = "".join(cell["source"]) if cell["cell_type"] == "code" else ""
+        for node in ast.parse(source).body if "hd_table.Budget(" in source else ():
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "budget":
+                expected = eval(compile(ast.Expression(node.value), "nb", "eval"), {"hd_table": hd_table, **params})
+                assert sweep.hd_budget(params) == expected
+                return
+    pytest.fail("no `budget = hd_table.Budget(...)` in w2_benchmark_hd")
+
+
+def test_plan_lists_the_notebooks_cells_in_its_order(tmp_path):
+    params = _params("-p", "dims=[4, 16]", "-p", "rows=['ENOT', 'W2OT NN: Objective & None']", "-p", "peer=false")
+    specs = sweep.plan("w2_benchmark_hd", params, tmp_path)
+    assert [(s.row, s.dim) for s in specs] == [("ENOT", 4), ("W2OT NN: Objective & None", 4), ("ENOT", 16),
+                                               ("W2OT NN: Objective & None", 16)]
+    assert {s.path.parent for s in specs} == {tmp_path}
+    with pytest.raises(ValueError, match="does not store its work as table cells"):
+        sweep.plan("enot2024_ablation", {}, tmp_path)
+    with pytest.raises(ValueError, match="unknown rows"):
+        sweep.plan("w2_benchmark_hd", {**params, "rows": ["W2OT XYZ"]}, tmp_path)
+
+
+def test_dry_run_and_refusal_of_another_configuration(tmp_path, capsys):
+    folder = tmp_path / "cells"
+    args = ["--notebook", "w2_benchmark_hd", "--profile", "quick", "--folder", str(folder), "-p", "dims=[2, 4]",
+            *TINY, "--executor", "local"]
+    assert sweep_cli.main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "would submit (local): ENOT, D=2: 300 steps x 2 seeds" in out and "ENOT, D=4" in out
+    assert "2 jobs would be submitted" in out
+    assert not sweep.jobs_dir(folder).exists(), "a dry run submits nothing"
+
+    # A record of D = 4 made with another budget: the whole submission is refused, naming the cell.
+    other = dataclasses.replace(sweep.hd_budget(_params(*TINY)), enot_steps=200)
+    cells.store_cell(folder, "ENOT", 4, {"steps": 200, "seeds": 2, "tag": repr(other), "values": [1.0, 2.0]})
+    assert sweep_cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "refusing to submit" in err and "ENOT, D=4" in err and "steps=200" in err
+    assert not sweep.jobs_dir(folder).exists()
+    assert sweep_cli.main([*args, "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "missing" in out and "conflict" in out
+
+
+@pytest.fixture
+def quiet_jobs(w2bench_data, monkeypatch):
+    """Jobs inherit this environment: the shared benchmark files, the CPU, no bars."""
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    return w2bench_data
+
+
+@pytest.mark.slow
+def test_local_sweep_two_cells_then_the_notebook_gathers_them(tmp_path, quiet_jobs, capsys, monkeypatch):
+    folder = tmp_path / "cells"
+    args = ["--notebook", "w2_benchmark_hd", "--profile", "quick", "--folder", str(folder), "-p", "dims=[2, 4]",
+            *TINY]
+    start = time.perf_counter()
+    assert sweep_cli.main([*args, "--executor", "local", "--gpus-per-job", "0", "--wait", "--poll-s", "1",
+                           "--time-min", "10"]) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    print(out, f"\n{time.perf_counter() - start:.0f} s")
+    assert "2 jobs submitted" in out and "2 cells: 2 done" in out
+
+    # A second submission finds nothing to do; --status says done.
+    assert sweep_cli.main([*args, "--executor", "local"]) == 0
+    assert "0 jobs submitted" in capsys.readouterr().out
+    assert sweep_cli.main([*args, "--status"]) == 0
+    assert capsys.readouterr().out.count(" done ") == 2
+
+    # The notebook's own call gathers the two cells without training anything.
+    def no_training(*a, **k):
+        raise AssertionError("the notebook trained a cell the sweep had stored")
+
+    monkeypatch.setattr(cells, "train", no_training)
+    params = _params("-p", "dims=[2, 4]", *TINY)
+    records = hd_table.run_table(params["rows"], params["dims"], budget=sweep.hd_budget(params), folder=folder,
+                                 key=jax.random.key(params["seed"]), peer=False, baselines=False, progress=False)
+    stored = [cells.load_cell(folder, "ENOT", d) for d in (2, 4)]
+    assert [list(v) for v in records["values"]] == [s["values"] for s in stored]
+    assert all(v is not None and 0 < v < 100 for s in stored for v in s["values"])
+
+
+def _wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.05):
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(poll_s)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+@pytest.mark.slow
+def test_killed_job_resubmitted_resumes_to_the_uninterrupted_values(tmp_path, quiet_jobs):
+    """Two copies of one cell in two folders: one runs through, the other's process is SIGKILLed after
+    its first checkpoint; submitted again it resumes there and ends with the same values."""
+    params = _params("-p", "dims=[2]", *TINY)
+    budget = dataclasses.replace(sweep.hd_budget(params), enot_steps=2000, chunk_size=100)
+    whole, = sweep.hd_cells(params, tmp_path / "whole" / "cells", budget=budget)
+    killed, = sweep.hd_cells(params, tmp_path / "killed" / "cells", budget=budget)
+    options = dict(executor="local", gpus_per_job=0, time_min=10, log=lambda m: None)
+    sweep.submit([whole, killed], **options)
+
+    checkpoint = killed.path.with_suffix(".ckpt.npz")
+    _wait_for(checkpoint.exists, 300, "the first checkpoint")
+    status = json.loads(sweep._status_path(killed).read_text())
+    os.kill(status["pid"], signal.SIGKILL)
+    _wait_for(lambda: sweep.statuses([killed])[0]["state"] == "failed", 60, "the killed job to end")
+    state, = sweep.statuses([killed])
+    assert "killed or lost" in state["error"] and "checkpoint kept" in state["error"], state
+    assert cells.load_cell(killed.path.parent, killed.row, killed.dim) is None
+
+    again = sweep.submit([killed], **options)
+    assert [p["resume"] for p in again] == [True]
+    final = sweep.wait([whole, killed], poll_s=0.5, timeout_s=600, progress=False, **options)
+    assert [s["state"] for s in final] == ["done", "done"], final
+    assert final[1]["attempts"] == 2
+    a, b = sweep.cells_of([whole, killed])
+    assert a["values"] == b["values"], (a["values"], b["values"])  # the driver's resume is bit-exact
+    assert not checkpoint.exists()
