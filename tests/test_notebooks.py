@@ -2,8 +2,9 @@
 
 nbval re-executes the notebooks themselves (collected from notebooks/ by ``make test``); these tests
 check their form: exactly one ``parameters`` cell of literals in the quick profile, a full profile file
-that names only real parameters, stored outputs, no Papermill run metadata, and ``start`` called with
-the notebook's own name.
+that names only real parameters, stored outputs, no Papermill run metadata or widget state, JupyterLab's
+kernelspec and JSON layout (so opening a notebook does not modify it), and ``start`` called with the
+notebook's own name.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ def test_there_are_notebooks():
 def test_notebook_form(name):
     nb = NOTEBOOKS[name]
     data = json.loads(nb.path.read_text())
-    assert data["metadata"]["kernelspec"]["name"] == reproduce.KERNEL
+    assert data["metadata"]["kernelspec"] == reproduce.KERNELSPEC, "JupyterLab rewrites any other kernelspec on open"
     assert "papermill" not in data["metadata"], "strip Papermill run metadata (python -m otlib.reproduce --store)"
+    assert "widgets" not in data["metadata"], "no widget state in committed notebooks"
+    assert nb.path.read_text() == reproduce.dump_notebook(data), "Jupyter's JSON layout (indent 1, UTF-8, newline)"
     cells = data["cells"]
     assert not any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
     assert not any("papermill" in c.get("metadata", {}) for c in cells)
@@ -38,6 +41,9 @@ def test_notebook_form(name):
     assert all(c.get("execution_count") for c in code), "every code cell carries the count of its quick run"
     assert any(c.get("outputs") for c in code), "committed notebooks carry the outputs of their quick run"
     source = "\n".join("".join(c["source"]) for c in code)
+    assert "NBVAL_" not in source, "use nbval's cell tags (nbval-ignore-output), not comments the reader sees"
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                   for c in code for o in c.get("outputs", [])), "no widget outputs in committed notebooks"
     assert re.search(rf"start\(\s*['\"]{name}['\"]", source), f"the notebook must call otlib.report.notebook.start({name!r}, ...)"
     assert re.search(r"^\s*assert\b", source, re.MULTILINE), "robust results are asserted inside the notebook"
 

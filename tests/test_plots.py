@@ -45,6 +45,40 @@ def test_savefig_rejects_path_like_names(figures):
 
 
 def test_savefig_needs_explicit_names(figures):
-    with pytest.raises(TypeError, match="notebook"):
+    with pytest.raises(TypeError, match="the notebook and the profile"):
         plots.savefig(draw(), "curve")
     plt.close("all")
+
+
+def test_savefig_into_a_run_folder(tmp_path):
+    pdf, png = plots.savefig(draw(), "curve", folder=tmp_path / "run" / "figures")
+    assert pdf == tmp_path / "run" / "figures" / "curve.pdf" and png.exists()
+    plt.close("all")
+
+
+DRAW_IN_A_FRESH_PROCESS = """
+import sys
+import matplotlib
+matplotlib.use("Agg")
+sys.path.insert(0, sys.argv[2])
+import test_plots
+from otlib.report import plots
+plots.savefig(test_plots.draw(), "curve", folder=sys.argv[1])
+"""
+
+
+def test_savefig_is_byte_stable_across_processes(tmp_path):
+    """Fonts, image names and dates must not depend on the process (hash seeds, clocks)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    outputs = []
+    for i, seed in enumerate(("1", "2")):
+        folder = tmp_path / str(i)
+        env = dict(os.environ, PYTHONHASHSEED=seed, SOURCE_DATE_EPOCH=str(1_000_000_000 + i))
+        subprocess.run([sys.executable, "-c", DRAW_IN_A_FRESH_PROCESS, str(folder), str(Path(__file__).parent)],
+                       check=True, env=env)
+        outputs.append(((folder / "curve.pdf").read_bytes(), (folder / "curve.png").read_bytes()))
+    assert outputs[0] == outputs[1]
