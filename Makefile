@@ -28,8 +28,11 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml
 
 install: $(VENV)/.installed-$(EXTRAS)
 
+# Every run writes under results/<profile>/<notebook>/<run id>/ and leaves tracked files alone. The benchmark
+# files come from $OTLIB_DATA_DIR when set (the runner itself also finds ../shared beside the checkout).
+# VERBOSE=1 shows Papermill's own output (cell markers, kernel warnings).
 reproduce: install
-	$(PY) -m otlib.reproduce --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),)
+	$(PY) -m otlib.reproduce --profile $(PROFILE) $(if $(ONLY),--only $(ONLY),) $(if $(VERBOSE),--verbose,)
 
 # Library tests and nbval over the committed notebooks (quick profile, CPU). OTLIB_PROFILE=quick makes a
 # notebook committed with other parameters fail at once (the canary); TQDM_DISABLE keeps nbval output quiet.
@@ -49,12 +52,18 @@ test: install
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg --durations=15 -n $(WORKERS) --dist loadscope
 
-# Re-run the quick profile and store the outputs in the committed notebooks.
+# The one way to change tracked outputs: re-run the quick profile with its default parameters, store the
+# outputs in the committed notebooks and the figures in figures/quick/.
 notebooks: install
-	$(PY) -m otlib.reproduce --profile quick --store $(if $(ONLY),--only $(ONLY),)
+	$(PY) -m otlib.reproduce --profile quick --store $(if $(ONLY),--only $(ONLY),) $(if $(VERBOSE),--verbose,)
 
+# JupyterLab at the repository root (notebooks/, results/ and figures/ all browsable). A kernel left idle
+# with no tab connected is shut down after LAB_CULL_S seconds (closing a tab does not stop its kernel).
+LAB_CULL_S ?= 1200
 lab: install
-	$(PY) -m jupyter lab notebooks/
+	$(PY) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+	    --MappingKernelManager.cull_idle_timeout=$(LAB_CULL_S) --MappingKernelManager.cull_interval=60 \
+	    --MappingKernelManager.cull_connected=False
 
 clean:
 	rm -rf results/ .pytest_cache/
