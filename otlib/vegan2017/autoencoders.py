@@ -1,13 +1,13 @@
-"""Encoders Q(Z|X) and decoders G(Z) shared by WAE-MMD, WAE-GAN and the VAE (WAE paper §4, digest §3.2).
+"""Encoders Q(Z|X) and decoders G(Z) shared by WAE-MMD, WAE-GAN and the VAE (WAE paper §4).
 
 The WAE paper compares the three models on *identical* networks; so does this companion:
 
-* ``"mlp"``: 64 -> 256 -> 256 -> d_z and back (ReLU), the digits-scale pair of the digest (§3.2);
-* ``"conv"``: the WAE paper's MNIST pair (digest §1.2) for 28x28 images: four stride-2 4x4 convolutions
-  with 128, 256, 512, 1024 channels, then a dense layer to the code; the decoder maps the code to a
-  7x7x1024 tensor, then two stride-2 transposed convolutions (512, 256) and a stride-1 one to one channel.
+* ``"mlp"``: 64 -> 256 -> 256 -> d_z and back (ReLU), the digits-scale pair of this library;
+* ``"conv"``: the WAE paper's MNIST pair (as configured in the released ``tolstikhin/wae`` code) for 28x28
+  images: four stride-2 4x4 convolutions with 128, 256, 512, 1024 channels, then a dense layer to the
+  code; the decoder maps the code to a 7x7x1024 tensor, then two stride-2 transposed convolutions (512, 256) and a stride-1 one to one channel.
   Batch norm is left out (it couples the codes of a batch, hence Q_Z's statistics, and would need
-  Flax ``batch_stats`` in the state; digest §3.2).
+  Flax ``batch_stats`` in the state).
 
 An encoder returns ``(mean, log_var)``: a *deterministic* encoder (what the WAE experiments use) has
 ``log_var = None`` and Q(Z|x) = delta_{mean(x)}; a *Gaussian* one (the VAE's) is N(mean, diag exp(log_var))
@@ -47,7 +47,7 @@ def _posterior(h: jax.Array, latent_dim: int, gaussian: bool) -> Posterior:
 
 
 class MLPEncoder(nn.Module):
-    """x (n, D) -> Q(Z|x) through dense ReLU layers (digest §3.2: D -> 256 -> 256 -> d_z)."""
+    """x (n, D) -> Q(Z|x) through dense ReLU layers (default D -> 256 -> 256 -> d_z)."""
 
     latent_dim: int
     hidden: Sequence[int] = (256, 256)
@@ -158,7 +158,8 @@ class Autoencoder:
     def encode(self, params: dict, x: jax.Array, key: jax.Array) -> jax.Array:
         """One draw z~ ~ Q(Z|x) per row (reparameterised: mean + exp(log_var / 2) * eps).
 
-        Encoding x ~ P_X this way gives i.i.d. draws of the aggregate posterior Q_Z (WAE issue #5).
+        Encoding x ~ P_X this way gives i.i.d. draws of the aggregate posterior Q_Z (``tolstikhin/wae`` GitHub
+        issue #5).
         """
         mean, log_var = self.posterior(params, x)
         if log_var is None:
@@ -174,7 +175,7 @@ class Autoencoder:
         return jax.nn.sigmoid(self.decode_logits(params, z))
 
     def sample_prior(self, key: jax.Array, n: int) -> jax.Array:
-        """n draws of P_Z = N(0, sigma_z^2 I) (one sigma_z^2 for sampler and kernel, digest §3.6)."""
+        """n draws of P_Z = N(0, sigma_z^2 I) (one sigma_z^2 for sampler and kernel)."""
         return jnp.sqrt(self.sigma_z2) * jax.random.normal(key, (n, self.latent_dim))
 
     def generate(self, params: dict, key: jax.Array, n: int) -> jax.Array:

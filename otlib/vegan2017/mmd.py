@@ -1,17 +1,19 @@
 """The maximum mean discrepancy with the inverse multiquadratic kernel: WAE-MMD's latent penalty D_Z.
 
-WAE paper, Algorithm 2 (digest §2.4 b): with codes z~_1..n ~ Q_Z and prior draws z_1..m ~ P_Z,
+WAE paper (Tolstikhin et al. 2018, arXiv:1711.01558), Algorithm 2: with codes z~_1..n ~ Q_Z and prior
+draws z_1..m ~ P_Z,
 
     MMD_k^2(P_Z, Q_Z) ~= 1/(m(m-1)) sum_{l != j} k(z_l, z_j) + 1/(n(n-1)) sum_{l != j} k(z~_l, z~_j)
                          - 2/(nm) sum_{l, j} k(z_l, z~_j),
 
 the unbiased U-statistic: the diagonal terms k(z, z) are left out, so its mean over draws is exactly the
-squared MMD: for P_Z = Q_Z it is zero, and single estimates are often negative (WAE issue #13).
+squared MMD: for P_Z = Q_Z it is zero, and single estimates are often negative (``tolstikhin/wae`` GitHub
+issue #13).
 
 The kernel is the inverse multiquadratic (IMQ) k(x, y) = C / (C + ||x - y||^2) with C = 2 d_z sigma_z^2,
 the expected squared distance of two draws of P_Z = N(0, sigma_z^2 I) (WAE §4). Its heavy tail still
 gives gradient to codes far from the prior, where a Gaussian kernel's vanishes. The released WAE code
-sums it over the scales C x {0.1, 0.2, 0.5, 1, 2, 5, 10} (digest §1.3); a sum of positive-definite
+sums it over the scales C x {0.1, 0.2, 0.5, 1, 2, 5, 10} (``wae.py``); a sum of positive-definite
 kernels is positive definite, and it is the default here.
 """
 
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 __all__ = ["IMQ_SCALES", "imq_base_scale", "squared_distances", "imq_kernel", "mmd_u_statistic", "mmd_imq"]
 
 IMQ_SCALES: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-"""Multipliers of C summed in the released WAE code (``wae.py``, digest §1.3); ``(1.0,)`` is the paper's."""
+"""Multipliers of C summed in the released WAE code (``wae.py``); ``(1.0,)`` is the paper's."""
 
 
 def imq_base_scale(latent_dim: int, sigma_z2: float = 1.0) -> float:
@@ -63,7 +65,7 @@ def mmd_u_statistic(x: jax.Array, y: jax.Array, base_scale: float,
         raise ValueError(f"the U-statistic needs at least 2 points per sample, got {x.shape[0]} and {y.shape[0]}")
     if x.shape[1:] != y.shape[1:]:
         raise ValueError(f"samples must have the same dimension, got {x.shape} and {y.shape}; flatten "
-                         f"convolutional codes to (n, d_z) first (WAE issue #4)")
+                         f"convolutional codes to (n, d_z) first (tolstikhin/wae issue #4)")
     kxx = _off_diagonal_mean(imq_kernel(x, x, base_scale, scales))
     kyy = _off_diagonal_mean(imq_kernel(y, y, base_scale, scales))
     kxy = jnp.mean(imq_kernel(x, y, base_scale, scales))

@@ -1,8 +1,9 @@
 """Penalized optimal transport (POT) and the VAE as :class:`~otlib.core.method.Method` factories.
 
-Bousquet et al. (2017, "VEGAN cookbook") relax the encoder form of OT (WAE Theorem 1, digest §2.2) to
+Bousquet et al. (2017, "VEGAN cookbook", arXiv:1705.07642) relax the encoder form of OT (Tolstikhin et al.
+2018, arXiv:1711.01558, Theorem 1) to
 
-    D_POT(P_X, P_G) = inf_Q  E_{P_X} E_{Q(Z|X)} c(X, G(Z)) + lambda D_Z(Q_Z, P_Z)        (digest §2.3)
+    D_POT(P_X, P_G) = inf_Q  E_{P_X} E_{Q(Z|X)} c(X, G(Z)) + lambda D_Z(Q_Z, P_Z)
 
 and minimise it jointly over the encoder Q and the decoder G. The Wasserstein auto-encoder paper
 (Tolstikhin et al. 2018) runs it with two latent divergences D_Z:
@@ -11,10 +12,10 @@ and minimise it jointly over the encoder Q and the decoder G. The Wasserstein au
 * :func:`wae_gan`: D_Z = Jensen-Shannon through a latent adversary (WAE Algorithm 1), which makes POT
   the adversarial auto-encoder (AAE) of Makhzani et al. (VEGAN's theorem);
 
-and compares both with :func:`vae`, whose penalty is the per-sample KL(Q(Z|x) || P_Z) (digest §2.6).
+and compares both with :func:`vae`, whose penalty is the per-sample KL(Q(Z|x) || P_Z).
 
 **The cost.** c(x, y) = ||x - y||^2 summed over the pixels of one image (:func:`squared_error`, "SSE").
-The released WAE code scales it by 0.05 (``l2sq``, digest §1.3) and the paper's lambda = 10 for MNIST
+The released WAE code (``tolstikhin/wae``) scales it by 0.05 (``l2sq``) and the paper's lambda = 10 for MNIST
 is relative to that: the training objective here is ``cost_scale * SSE + lambda * D_Z`` with
 ``cost_scale = 0.05``, i.e. lambda / cost_scale = 200 per unit of raw SSE. Reported reconstruction
 errors are raw per-image SSE on [0, 1] pixels.
@@ -51,9 +52,9 @@ EVAL_SIZE = 2000
 class NetConfig:
     """Networks and optimiser shared by every model of a comparison (WAE §4: identical networks)."""
 
-    architecture: str = "mlp"  # digest §3.2 (digits: MLP 64-256-256-d_z); "conv" is the WAE MNIST pair
+    architecture: str = "mlp"  # digits: MLP 64-256-256-d_z; "conv" is the WAE MNIST pair
     latent_dim: int = 8  # WAE §4: d_z = 8 for MNIST
-    hidden: tuple[int, ...] = (256, 256)  # digest §3.2 (MLP widths; ignored by "conv")
+    hidden: tuple[int, ...] = (256, 256)  # MLP widths (ignored by "conv")
     sigma_z2: float = 1.0  # WAE MNIST: P_Z = N(0, sigma_z^2 I) with sigma_z^2 = 1
     batch_size: int = 100  # WAE §4 and released configs
     lr: float = 1e-3  # WAE MNIST Adam step size (encoder and decoder)
@@ -67,7 +68,7 @@ class POTConfig:
 
     net: NetConfig = NetConfig()
     lam: float = 10.0  # WAE MNIST: lambda = 10 for both WAE-MMD and WAE-GAN
-    cost_scale: float = 0.05  # released WAE code: c = 0.05 * ||x - y||^2 (digest §1.3)
+    cost_scale: float = 0.05  # released WAE code (``l2sq``): c = 0.05 * ||x - y||^2
     mmd_scales: tuple[float, ...] = IMQ_SCALES  # released WAE code's multi-scale IMQ; (1.0,) is the paper's
     gaussian_encoder: bool = False  # WAE §4: deterministic encoders in the reported runs
     adversary_hidden: tuple[int, ...] = (512, 512, 512, 512)  # WAE MNIST adversary: 4 x FC512-ReLU
@@ -83,7 +84,7 @@ class VAEConfig:
     net: NetConfig = NetConfig()
     likelihood: str = "bernoulli"  # WAE §4 and the authors' iclr_mnist_vae.py: sigmoid cross-entropy
     decoder_variance: float = 0.1  # our choice, for likelihood="gaussian" only (N(G(z), s^2 I))
-    beta: float = 1.0  # weight of the KL term (1 = the VAE; other values trace a frontier, digest §3.4 T4)
+    beta: float = 1.0  # weight of the KL term (1 = the VAE; other values trace a frontier)
 
     @property
     def gaussian_encoder(self) -> bool:
@@ -92,7 +93,7 @@ class VAEConfig:
 
 
 class SampleMetrics(Protocol):
-    """Scores of generated images (e.g. :class:`otlib.vegan2017.cookbook.SampleScorer`): ``num_samples`` of them are
+    """Scores of generated images (e.g. :class:`otlib.vegan2017.scores.SampleScorer`): ``num_samples`` of them are
     drawn at each evaluation and passed as ``(num_samples, D)`` pixels in [0, 1]."""
 
     num_samples: int
@@ -123,7 +124,7 @@ def _bernoulli_nll(logits: jax.Array, x: jax.Array, variance: float) -> jax.Arra
 
 
 def _gaussian_nll(logits: jax.Array, x: jax.Array, variance: float) -> jax.Array:
-    """-log N(x; G(z), s^2 I) = ||x - G(z)||^2 / (2 s^2) + D/2 log(2 pi s^2) (digest §2.6)."""
+    """-log N(x; G(z), s^2 I) = ||x - G(z)||^2 / (2 s^2) + D/2 log(2 pi s^2)."""
     dim = x.shape[-1]
     return squared_error(x, jax.nn.sigmoid(logits)) / (2.0 * variance) + 0.5 * dim * jnp.log(2.0 * jnp.pi * variance)
 
@@ -178,7 +179,7 @@ def autoencoder_of(config: POTConfig | VAEConfig, data: ImageData) -> Autoencode
 
 def evaluation(ae: Autoencoder, data: ImageData, *, sample_metrics: Optional[SampleMetrics] = None,
                eval_size: int = EVAL_SIZE) -> Callable[[dict, jax.Array], dict[str, jax.Array]]:
-    """``evaluate(params, key)``: the held-out scores every model is judged on (digest §3.3).
+    """``evaluate(params, key)``: the held-out scores every model is judged on.
 
     * ``reconstruction``: mean per-image SSE between test images and G(posterior mean);
     * ``mmd``: MMD^2(Q_Z, P_Z) (multi-scale IMQ U-statistic) between one draw z~ ~ Q(Z|x) per test image
@@ -215,7 +216,7 @@ def pretrain_encoder(ae: Autoencoder, params: dict, data: ImageData, key: jax.Ar
                      lr: float = 1e-3) -> dict:
     """Move the encoder so that Q_Z has P_Z's first two moments before POT training starts.
 
-    The released WAE code (``e_pretrain``, digest §1.3) minimises ||mean(z~)||^2 + ||cov(z~) - sigma_z^2 I||_F^2
+    The released WAE code (``e_pretrain``) minimises ||mean(z~)||^2 + ||cov(z~) - sigma_z^2 I||_F^2
     on batches of codes with Adam for at most ``max_steps`` steps, stopping once it is below 0.1. Without
     it the latent adversary of WAE-GAN starts against codes bunched near 0 and chases them around as one
     point (the auto-encoder then never recovers). Pure: a ``lax.while_loop``, so it runs inside ``init``.
@@ -302,7 +303,7 @@ def wae_gan(data: ImageData, config: POTConfig = POTConfig(), *,
     * the encoder and decoder descend ``1/n sum_i [cost_scale ||x_i - G(z~_i)||^2 - lam log D(z~_i)]``
       (the non-saturating form of the encoder's loss).
 
-    The two alternate on the same batch, one adversary step per auto-encoder step (digest §2.4 a): the
+    The two alternate on the same batch, one adversary step per auto-encoder step (WAE Algorithm 1): the
     adversary moves first, against the current codes; the auto-encoder then moves against the updated
     adversary. Over a run this is the released code's order (auto-encoder, then adversary); simultaneous
     updates let the codes collapse to one wandering point at digits scale. The encoder is first moved to
@@ -359,7 +360,7 @@ def wae_gan(data: ImageData, config: POTConfig = POTConfig(), *,
 
 def vae(data: ImageData, config: VAEConfig = VAEConfig(), *,
         sample_metrics: Optional[SampleMetrics] = None) -> Method:
-    """The VAE (Kingma & Welling) on the shared networks: minimise the negative ELBO (digest §2.6)
+    """The VAE (Kingma & Welling 2014, arXiv:1312.6114) on the shared networks: minimise the negative ELBO
 
         E_{P_X} [ beta KL(Q(Z|X) || P_Z) - E_{Q(Z|X)} log p_G(X|Z) ],
 
