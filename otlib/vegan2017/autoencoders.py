@@ -5,7 +5,8 @@ The WAE paper compares the three models on *identical* networks; so does this co
 * ``"mlp"``: 64 -> 256 -> 256 -> d_z and back (ReLU), the digits-scale pair of this library;
 * ``"conv"``: the WAE paper's MNIST pair (as configured in the released ``tolstikhin/wae`` code) for 28x28
   images: four stride-2 4x4 convolutions with 128, 256, 512, 1024 channels, then a dense layer to the
-  code; the decoder maps the code to a 7x7x1024 tensor, then two stride-2 transposed convolutions (512, 256) and a stride-1 one to one channel.
+  code; the decoder maps the code to a 7x7x1024 tensor, then two stride-2 transposed convolutions (512,
+  256) and a stride-1 one to one channel.
   Batch norm is left out (it couples the codes of a batch, hence Q_Z's statistics, and would need
   Flax ``batch_stats`` in the state).
 
