@@ -1,13 +1,13 @@
 """Handwritten digits for the POT-vs-VAE experiments: scikit-learn's 8x8 digits and MNIST.
 
 * :func:`load_digits` (the quick CPU default): the 1797 bundled 8x8 images of ``sklearn.datasets``
-  (no download), scaled by 1/16 to [0, 1], split 80/20 per class with a seeded local RNG (digest §3.1).
+  (no download), scaled by 1/16 to [0, 1], split 80/20 per class with a seeded local RNG.
 * :func:`load_mnist` (the full profile, WAE paper §4): the 70,000 28x28 images as Keras publishes them,
   one ``mnist.npz`` with arrays ``x_train (60000, 28, 28) uint8``, ``y_train``, ``x_test``, ``y_test``,
-  downloaded once into ``data/mnist/`` and checked against its pinned SHA-256 (the digest Keras pins in
+  downloaded once into ``data/mnist/`` and checked against its pinned SHA-256 (the checksum Keras pins in
   ``keras/datasets/mnist.py``). Offline, copy that file there by hand (or pass ``path=``); it is read with
   ``allow_pickle=False``, never unpickled. We keep the standard 60k/10k split; the released WAE code
-  instead merges both parts and holds out 10k after a seed-123 shuffle (digest §1.2).
+  instead merges both parts and holds out 10k after a seed-123 shuffle.
 
 Both return an :class:`ImageData`: flat float32 images in [0, 1] (``(n, h*w)``, the layout the MLP
 networks and the squared-L2 cost use) plus their shape for plotting and convolutions.
@@ -31,7 +31,7 @@ __all__ = ["ImageData", "load_digits", "load_mnist", "load_images", "stratified_
 DIGITS_SPLIT_SEED = 0
 """Seed of the local RNG behind the fixed digits split (any fixed value; the split never changes)."""
 DIGITS_TEST_FRACTION = 0.2
-"""Held-out fraction per class: 1797 -> 1438 train / 359 test (digest §3.1 suggests about 1437/360)."""
+"""Held-out fraction per class: 1797 -> 1438 train / 359 test."""
 MNIST_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 """SHA-256 of Keras's ``mnist.npz`` (pinned by ``keras.datasets.mnist.load_data``)."""
@@ -89,7 +89,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
 
 
 def load_digits(*, test_fraction: float = DIGITS_TEST_FRACTION, seed: int = DIGITS_SPLIT_SEED) -> ImageData:
-    """scikit-learn's bundled 8x8 digits (integers 0..16) scaled to [0, 1], split per class (digest §3.1)."""
+    """scikit-learn's bundled 8x8 digits (integers 0..16) scaled to [0, 1], split per class."""
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
@@ -122,7 +122,7 @@ def load_mnist(path: Optional[str | Path] = None, *, download_missing: bool = Tr
     Args:
       path: the file; default ``data/mnist/mnist.npz``.
       download_missing: fetch ``MNIST_URL`` into ``path`` when the file is absent (needs the network).
-      sha256: the pinned digest; tests pass the digest of their own small fixture.
+      sha256: the pinned SHA-256 checksum; tests pass the hash of their own small fixture.
 
     Raises:
       FileNotFoundError: no file and ``download_missing=False`` (the message says where to get it).

@@ -1,6 +1,6 @@
 """Pictures as measures: the ``images`` pair of Amos (2023), with the project's own two pictures.
 
-Amos's ``PairImages`` (digest ``w2ot.md`` §4, "Images") reads a grayscale PNG and treats it as a
+Amos's ``PairImages`` (``w2ot/data.py`` in his w2ot code) reads a grayscale PNG and treats it as a
 density on the plane: dark ink is mass,
 
     p(row, col) ∝ 1 - pixel(row, col) / 255,

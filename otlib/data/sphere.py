@@ -1,6 +1,6 @@
 """Measures on the 2-sphere S² ⊂ R³, for ENOT's geodesic-cost experiment (Buzun et al. 2024, Fig. 2).
 
-ENOT's Fig. 2 (digest ``enot.md`` §5) transports one synthetic measure on the unit sphere to another
+ENOT's Fig. 2 (Buzun et al. 2024, arXiv:2403.03777) transports one synthetic measure on the unit sphere to another
 under the geodesic cost c(x, y) = arccos⟨x, y⟩, with networks whose outputs are normalised back onto
 the sphere. The paper does not list its measures, so this module fixes a pair of its own making, in
 the same spirit: a source of three clusters in the northern hemisphere and a target of four clusters

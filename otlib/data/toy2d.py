@@ -1,20 +1,21 @@
 """The 2-D measures and pairs (μ → ν) of Amos (2023) and of the OTT-JAX ENOT tutorial (Buzun et al. 2024).
 
-Amos evaluates his potentials qualitatively on ten 2-D pairs taken from three earlier papers
-(digest ``w2ot.md`` §1c, §4): Makkuva et al. (2020) Gaussian mixtures (``gauss8``, ``gauss_sq``),
-Rout et al. (2021) scikit-learn shapes (``circles``, ``moons``, ``s_curve``, ``swiss``), Huang et al.
-(2021) potential-flow targets (``maf_moon``, ``rings``, ``moon_to_rings``), and two pictures
-(``images``). The ENOT tutorial (digest ``enot.md`` §4) adds ``square_five_to_four`` (Makkuva's
-squares in OTT's convention), ``moon_to_s_curve`` (rotated, shifted scikit-learn shapes) and its own
-MAF-moon → rings variant.
+Amos (2023, arXiv:2210.12153) evaluates his potentials qualitatively on ten 2-D pairs taken from three
+earlier papers (the samplers of his ``w2ot/data.py``): Makkuva et al. (2020, arXiv:1908.10962) Gaussian
+mixtures (``gauss8``, ``gauss_sq``), Rout et al. (2021) scikit-learn shapes (``circles``, ``moons``,
+``s_curve``, ``swiss``), Huang et al. (2021) potential-flow targets (``maf_moon``, ``rings``,
+``moon_to_rings``), and two pictures (``images``). The ENOT tutorial (OTT-JAX 0.6.0,
+``docs/tutorials/neural/300_ENOT.ipynb``) adds ``square_five_to_four`` (Makkuva's squares in OTT's
+convention), ``moon_to_s_curve`` (rotated, shifted scikit-learn shapes) and its own MAF-moon → rings
+variant.
 
 Every measure is a pure JAX sampler ``sample(key, n) -> (n, 2)``, float32, jittable with ``n`` static.
 The reference code drew the scikit-learn shapes with ``random_state`` seeds and NumPy's global
 generator; here their closed forms are written in JAX and driven by the key alone. Where scikit-learn
 places points on an even grid (the angles of ``make_moons``/``make_circles``, the rings), the grid is a
 deterministic quadrature of a uniform law; we draw from that law instead, so each batch is a fresh
-i.i.d. sample of the same measure. Pitfalls honoured (digest §4): the "variance 0.5" mixtures have noise
-std 0.25; the moons have no noise; the rings have radii 3, 2.25, 1.5, 0.75.
+i.i.d. sample of the same measure. Details of ``w2ot/data.py`` kept here: the "variance 0.5" mixtures
+have noise std 0.25; the moons have no noise; the rings have radii 3, 2.25, 1.5, 0.75.
 
 Pairs are looked up with :func:`pair` (or the :data:`PAIRS` table); single measures with
 :data:`MEASURES`.
