@@ -1,6 +1,6 @@
 """The 2-D metric: Sinkhorn divergences between point clouds (via OTT-JAX), as in Amos (2023) and ENOT.
 
-A learned map T is judged on fresh samples X ~ μ, Y ~ ν (digest ``w2ot.md`` §4, "2-D metric"):
+A learned map T is judged on fresh samples X ~ μ, Y ~ ν (``eval_extra`` in Amos's ``w2ot/data.py``):
 
     forward error  S_ε(T(X), Y),        inverse error  S_ε(T⁻¹(Y), X),
 
