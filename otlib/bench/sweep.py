@@ -227,6 +227,8 @@ def statuses(specs: Sequence[CellSpec]) -> list[dict]:
         info: dict[str, Any] = {"cell": spec.name, "row": spec.row, "dim": spec.dim, "spec": spec,
                                 "attempts": entry["attempts"] if entry else 0, "job": None, "log": None,
                                 "error": None}
+        if entry:
+            info.update(job=entry["jobs"][-1]["job_id"], log=entry["jobs"][-1]["stderr"])
         try:
             stored = cells.load_cell(Path(spec.folder), spec.row, spec.dim)
         except Exception as err:  # an invalid record is recomputed, as the notebook's store does
@@ -246,7 +248,6 @@ def statuses(specs: Sequence[CellSpec]) -> list[dict]:
             out.append({**info, "state": "unfinished" if checkpoint else "missing"})
             continue
         job = entry["jobs"][-1]
-        info.update(job=job["job_id"], log=job["stderr"])
         if job["executor"] == "slurm" and queue is None:
             queue = _squeue()
         active = _job_state(job, queue)
@@ -297,8 +298,10 @@ def _executor(kind: str, folder: Path, *, partition: Optional[str], gpus_per_job
     logs = jobs_dir(folder) / "logs"
     if kind == "slurm":
         executor = submitit.AutoExecutor(folder=logs, cluster="slurm")
-        params: dict[str, Any] = {"timeout_min": time_min, "name": name, "nodes": 1, "tasks_per_node": 1,
-                                  "gpus_per_node": 1 if gpus_per_job is None else gpus_per_job}
+        params: dict[str, Any] = {"timeout_min": time_min, "name": name, "nodes": 1, "tasks_per_node": 1}
+        gpus = 1 if gpus_per_job is None else gpus_per_job
+        if gpus:  # no GPU flag at all for CPU jobs: a cluster without GPUs may refuse --gpus-per-node=0
+            params["gpus_per_node"] = gpus
         if partition:
             params["slurm_partition"] = partition
         if max_parallel:
