@@ -248,3 +248,23 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return False
+
+
+def test_a_real_notebook_run_twice_gives_identical_figures_and_leaves_tracked_files_alone(tmp_path, monkeypatch):
+    """w2_benchmark_baselines, small, run twice through the runner: byte-identical PDFs and PNGs in each run's
+    own folder, and the committed figures untouched."""
+    from otlib.core.paths import figures_dir, shared_dir
+
+    if not (shared_dir("w2bench", "Mix3toMix10") / "2_v1.pt").exists() and not os.environ.get("OTLIB_DATA_DIR"):
+        pytest.skip("needs the benchmark files: ../shared/w2bench/Mix3toMix10 or $OTLIB_DATA_DIR")
+    monkeypatch.setattr(reproduce, "results_dir", lambda *p: tmp_path.joinpath("results", *p))
+    committed = {p: p.read_bytes() for p in figures_dir("quick", "w2_benchmark_baselines").glob("*")}
+    small = ["-p", "dims=[2, 4]", "-p", "seeds=1", "-p", "n_eval=1024"]
+    for _ in range(2):
+        assert reproduce.main(["--only", "w2_benchmark_baselines", *small]) == 0
+    first, second = sorted(p for p in (tmp_path / "results" / "quick" / "w2_benchmark_baselines").iterdir())
+    figures = sorted(p.name for p in (first / "figures").iterdir())
+    assert {"pair_d2.pdf", "pair_d2.png", "baselines_against_dim.pdf"} <= set(figures)
+    for name in figures:
+        assert (first / "figures" / name).read_bytes() == (second / "figures" / name).read_bytes(), name
+    assert {p: p.read_bytes() for p in figures_dir("quick", "w2_benchmark_baselines").glob("*")} == committed

@@ -52,19 +52,21 @@ class Notebook:
     profile: str
     run_id: str = dataclasses.field(default_factory=new_run_id)
     store_figures: bool = False
+    root: Optional[Path] = None
+    """The results folder (default ``results/``; the runner's when it names the run folder)."""
 
     @property
     def results_dir(self) -> Path:
         """``results/<profile>/<name>/``, shared by the notebook's runs: state that outlives a run
         (table cells, checkpoints). Created on first use."""
-        path = results_dir(self.profile, self.name)
+        path = Path(self.root or results_dir()) / self.profile / self.name
         path.mkdir(parents=True, exist_ok=True)
         return path
 
     @property
     def run_dir(self) -> Path:
         """``results/<profile>/<name>/<run id>/``: this run's tables, figures and parameters."""
-        path = results_dir(self.profile, self.name, self.run_id)
+        path = Path(self.root or results_dir()) / self.profile / self.name / self.run_id
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -118,7 +120,8 @@ def start(name: str, *, profile: str = "quick", verbose: bool = True) -> Noteboo
     _record_parameters(notebook)
     if verbose:
         devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
-        where = notebook.run_dir.relative_to(results_dir().parent)
+        where = notebook.run_dir
+        where = where.relative_to(results_dir().parent) if where.is_relative_to(results_dir().parent) else where
         print(f"{name} | profile {profile} | run folder {where}/ | JAX {jax.__version__} on {jax.default_backend()} ({devices}) | "
               f"Flax {flax.__version__}, Optax {optax.__version__}, Matplotlib {matplotlib.__version__}, "
               f"Python {platform.python_version()}")
@@ -131,8 +134,8 @@ def _notebook(name: str, profile: str) -> Notebook:
     run_dir = os.environ.get(ENV_RUN_DIR)
     if run_dir:
         path = Path(run_dir)
-        if path.parent == results_dir(profile, name):
-            return Notebook(name, profile, path.name, store_figures=store)
+        if path.parent.name == name and path.parent.parent.name == profile:
+            return Notebook(name, profile, path.name, store_figures=store, root=path.parent.parent.parent)
         warnings.warn(f"${ENV_RUN_DIR}={run_dir} is not a run folder of {name} ({profile}); using a fresh one")
     return Notebook(name, profile, store_figures=False)
 
