@@ -1,4 +1,4 @@
-"""Command line for the W2 benchmark (digest §1.5, §3.3, §5.1).
+"""Command line for the W2 benchmark of Korotin et al. 2021 (arXiv:2106.01954).
 
     python -m otlib.w2bench baselines --dims 2 4 8 16 [--seeds 3] [--n 16384] [--data-dir DIR]
     python -m otlib.w2bench constants [--dims 2 4 ... 128]

@@ -1,6 +1,7 @@
 """The benchmark's baseline rows: identity and linear (Bures) maps, forward L2-UVP per D over seeds.
 
-Korotin et al. (2021), HD table rows ⌊ID⌉ and ⌊L⌉ (digest §3.3, §5.1). One function serves the
+Korotin et al. (2021, arXiv:2106.01954), HD table rows ⌊ID⌉ and ⌊L⌉ (``score_baseline_maps`` in the official
+``src/metrics.py``). One function serves the
 ``python -m otlib.w2bench baselines`` command and the ``w2_benchmark_baselines`` notebook.
 """
 

@@ -1,14 +1,15 @@
-"""The benchmark's DenseICNN potential psi in JAX, from an official state dict (digest §2).
+"""The benchmark's DenseICNN potential psi in JAX, from an official state dict
+(Korotin et al. 2021, arXiv:2106.01954; ``DenseICNN`` in the official ``src/icnn.py``).
 
 Forward pass (rank 1, CELU alpha 1, hidden sizes [max(2D,64), max(2D,64), max(D,32)]):
 
     q_l(x)_j = sum_r (sum_i x_i A_l[i,r,j])^2 + (W_l x)_j + b_l[j]            (ConvexQuadratic)
     z_1 = q_0(x)                                   (no activation)
     z_2 = celu(C_0 z_1 + q_1(x)),   z_3 = celu(C_1 z_2 + q_2(x))
-    psi(x) = w . z_3 + 0.5 * sc * ||x||^2          (sc = 1e-2 in the benchmark, §1.3)
+    psi(x) = w . z_3 + 0.5 * sc * ||x||^2          (sc = 1e-2 in the benchmark)
 
 The strong-convexity term is not stored in the checkpoint. Matmuls use ``Precision.HIGHEST`` (TF32 on
-GPUs would add ~1e-3 relative error, §2 "JAX numerics notes"); the parameters are cast to the dtype of
+GPUs would add ~1e-3 relative error); the parameters are cast to the dtype of
 ``x``, so float64 inputs (under ``jax.enable_x64``) give a float64 evaluation of the float32 weights.
 """
 
@@ -27,7 +28,7 @@ __all__ = ["BENCHMARK_STRONG_CONVEXITY", "DenseICNNParams", "hidden_sizes", "par
            "load_dense_icnn_params", "dense_icnn", "dense_icnn_batch", "dense_icnn_grad", "load_dense_icnn"]
 
 BENCHMARK_STRONG_CONVEXITY = 1e-2
-"""sc used by the benchmark's ground-truth potentials (§1.3; training used 1e-4)."""
+"""sc used by the benchmark's ground-truth potentials (training used 1e-4)."""
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -36,12 +37,12 @@ DenseICNNParams = dict[str, jax.Array]
 
 
 def hidden_sizes(dim: int) -> tuple[int, int, int]:
-    """The benchmark's hidden sizes [max(2D,64), max(2D,64), max(D,32)] (§1.3)."""
+    """The benchmark's hidden sizes [max(2D,64), max(2D,64), max(D,32)]."""
     return max(2 * dim, 64), max(2 * dim, 64), max(dim, 32)
 
 
 def params_from_state_dict(sd: dict[str, np.ndarray], *, source: str = "state dict") -> DenseICNNParams:
-    """Map the 12 state-dict tensors (§2 table) to named arrays, checking every shape."""
+    """Map the 12 state-dict tensors to named arrays, checking every shape."""
     try:
         dim = int(sd["quadratic_layers.0.weight"].shape[1])
     except (KeyError, IndexError):
@@ -86,7 +87,7 @@ def _quadratic(x: jax.Array, A: jax.Array, W: jax.Array, b: jax.Array) -> jax.Ar
 
 def dense_icnn_batch(params: DenseICNNParams, x: jax.Array,
                      strong_convexity: float = BENCHMARK_STRONG_CONVEXITY) -> jax.Array:
-    """psi on a batch (n, D) -> (n,) (§2 "Potential"), written with matmuls over the whole batch."""
+    """psi on a batch (n, D) -> (n,), written with matmuls over the whole batch."""
     p = jax.tree_util.tree_map(lambda a: a.astype(x.dtype), params)
     z = _quadratic(x, p["A0"], p["W0"], p["b0"])
     z = jax.nn.celu(jnp.matmul(z, p["C0"].T, precision=_HI) + _quadratic(x, p["A1"], p["W1"], p["b1"]))

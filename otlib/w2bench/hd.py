@@ -1,16 +1,17 @@
-"""The HD benchmark pair (P, Q = T*#P), "Mix3toMix10", D in {2, ..., 256} (digest §1).
+"""The HD benchmark pair (P, Q = T*#P), "Mix3toMix10", D in {2, ..., 256}.
 
+Korotin et al. 2021, arXiv:2106.01954; ``Mix3ToMix10Benchmark`` in the official ``src/map_benchmark.py``.
 T*(x) = s (grad psi_1(x) + grad psi_2(x) - m) is the gradient of the convex potential
-phi(x) = s (psi_1 + psi_2)(x) - s <m, x> (§1.1, §1.5), so it is the unique quadratic-cost OT map from P.
+phi(x) = s (psi_1 + psi_2)(x) - s <m, x>, so it is the unique quadratic-cost OT map from P.
 
 The standardisation constants m (vector), s (scalar) are Monte-Carlo estimates in the official code
-(2^14 draws of a torch CUDA stream, not reproducible, §1.5). Here they are estimated once from 2^20
-draws under a fixed ``jax.random.key`` (:func:`estimate_constants`) and stored in
-``data/w2bench_hd_constants.json`` (``python -m otlib.w2bench constants``). They differ from the
-official run only at Monte-Carlo level (<= 0.011% L2-UVP, §1.5). ``var_target`` = Var(Q) is estimated
-the same way on an independent 2^20-draw sample (fresh key), as the official code estimates it on fresh
-samples (§1.6). For a D missing from that file (D = 256, whose checkpoints are download-only), the
-constants are estimated on first use with the same recipe and cached in ``data/w2bench/``.
+(``standardize_potential`` in ``src/potentials.py``: 2^14 draws of a torch CUDA stream, not reproducible).
+Here they are estimated once from 2^20 draws under a fixed ``jax.random.key`` (:func:`estimate_constants`) and
+stored in ``data/w2bench_hd_constants.json`` (``python -m otlib.w2bench constants``). They differ from the
+official run only at Monte-Carlo level (<= 0.011% L2-UVP). ``var_target`` = Var(Q) is estimated the same way
+on an independent 2^20-draw sample (fresh key), as the official code estimates it on fresh samples. For a D
+missing from that file (D = 256, whose checkpoints are download-only), the constants are estimated on first
+use with the same recipe and cached in ``data/w2bench/``.
 """
 
 from __future__ import annotations
@@ -73,14 +74,14 @@ def _sum_grads(p1: DenseICNNParams, p2: DenseICNNParams, x: jax.Array) -> jax.Ar
 @jax.jit
 def _transport(p1: DenseICNNParams, p2: DenseICNNParams, shift: jax.Array, scale: jax.Array,
                x: jax.Array) -> jax.Array:
-    """T*(x) = s (grad psi_1 + grad psi_2 - m) on a batch (n, D) (§1.5)."""
+    """T*(x) = s (grad psi_1 + grad psi_2 - m) on a batch (n, D)."""
     return scale * (_sum_grads(p1, p2, x) - shift)
 
 
 @jax.jit
 def _potential(p1: DenseICNNParams, p2: DenseICNNParams, shift: jax.Array, scale: jax.Array,
                x: jax.Array) -> jax.Array:
-    """phi(x) = s (psi_1 + psi_2)(x) - s <m, x> on a batch (n, D) -> (n,) (§1.1)."""
+    """phi(x) = s (psi_1 + psi_2)(x) - s <m, x> on a batch (n, D) -> (n,)."""
     return scale * (dense_icnn_batch(p1, x) + dense_icnn_batch(p2, x) - x @ shift)
 
 
@@ -101,7 +102,7 @@ def _chunk_stats(p1: DenseICNNParams, p2: DenseICNNParams, centres: jax.Array, m
 class HDBenchmark:
     """One HD pair. A JAX pytree (``dim`` static), so it can be passed into jitted functions.
 
-    Attributes: ``centres`` (3, D), ``maps`` (3, D, D) of P (§1.2); ``params_1``, ``params_2`` the two
+    Attributes: ``centres`` (3, D), ``maps`` (3, D, D) of P; ``params_1``, ``params_2`` the two
     DenseICNN potentials (sc = 1e-2); ``shift`` m (D,), ``scale`` s, ``var_target`` Var(Q);
     ``source_cov`` the analytic covariance of P (its mean is 0 and its trace D).
     """
@@ -118,12 +119,12 @@ class HDBenchmark:
 
     @property
     def var_source(self) -> float:
-        """Var(P) = E||x - Ex||^2 = D exactly (every coordinate has unit variance, §1.2)."""
+        """Var(P) = E||x - Ex||^2 = D exactly (every coordinate has unit variance)."""
         return float(self.dim)
 
     @property
     def source_mean(self) -> jax.Array:
-        """E[P] = 0 exactly (§1.2)."""
+        """E[P] = 0 exactly."""
         return jnp.zeros(self.dim, jnp.float32)
 
     def sample_source(self, key: jax.Array, n: int) -> jax.Array:
@@ -139,12 +140,12 @@ class HDBenchmark:
         return _potential(self.params_1, self.params_2, self.shift, self.scale, jnp.asarray(x))
 
     def sample_pair(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
-        """(X, T*(X)) with X ~ P: a coupled pair, Y ~ Q (what the metrics use, §3.1)."""
+        """(X, T*(X)) with X ~ P: a coupled pair, Y ~ Q (what the metrics use)."""
         x = self.sample_source(key, n)
         return x, self.transport(x)
 
     def sample_target(self, key: jax.Array, n: int) -> jax.Array:
-        """n fresh samples of Q = T*#P (T* applied to fresh X ~ P, §1.6)."""
+        """n fresh samples of Q = T*#P (T* applied to fresh X ~ P)."""
         return self.sample_pair(key, n)[1]
 
 
@@ -176,7 +177,7 @@ def _moments(p1: DenseICNNParams, p2: DenseICNNParams, centres: jax.Array, maps:
 
 def estimate_constants(dim: int, params_1: DenseICNNParams, params_2: DenseICNNParams, *,
                        n_samples: int = CONSTANTS_N_SAMPLES, progress: bool = True) -> dict[str, Any]:
-    """The standardisation recipe of §1.5 with a large fixed-key sample.
+    """The official standardisation recipe (``standardize_potential``) with a large fixed-key sample.
 
     m = E[S(X)], mean_var = mean_d Var(S_d), s = 1/sqrt(mean_var) from X drawn under
     ``key(CONSTANTS_SEED)``; var_target = s^2 sum_d Var(S_d) on an independent sample under

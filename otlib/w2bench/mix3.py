@@ -1,4 +1,7 @@
-"""The benchmark's input measure P = Mix3: parameters (bit-exact) and a JAX sampler (digest §1.2).
+"""The benchmark's input measure P = Mix3: parameters (bit-exact) and a JAX sampler.
+
+Korotin et al. 2021, arXiv:2106.01954; the official sampler is ``RandomGaussianMixSampler`` in
+``src/distributions.py`` of ``iamalexkorotin/Wasserstein2Benchmark``.
 
 Parameters, as ``RandomGaussianMixSampler(dim=D, num=3)`` builds them after NumPy seed 0, with a
 *local* legacy ``RandomState(0)`` (never the global NumPy state):
@@ -9,7 +12,7 @@ Parameters, as ``RandomGaussianMixSampler(dim=D, num=3)`` builds them after NumP
 3. mult = sqrt(mean_k ||c_k||^2 + D std^2) / sqrt(D) = 0.9092121...; centres and maps divided by it.
 
 Sampling: k ~ Uniform{0,1,2}, z ~ N(0, I_D), x = std * M_k z + c_k (float32). The official noise
-comes from torch's CUDA generator, so samples match only in distribution (§1.2, §1.7).
+comes from torch's CUDA generator, so samples match only in distribution.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ _DIST = 1.0
 
 
 def mix3_params(dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Centres (3, D) and linear maps (3, D, D), float32, exactly as the official sampler (§1.2)."""
+    """Centres (3, D) and linear maps (3, D, D), float32, exactly as the official sampler."""
     if dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim}")
     rng = np.random.RandomState(seed)
@@ -44,7 +47,7 @@ def mix3_params(dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mix3_covariance(centres: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    """Analytic covariance (1/3) sum_k (c_k c_k^T + std^2 M_k M_k^T) in float64 (mean is 0; §1.2)."""
+    """Analytic covariance (1/3) sum_k (c_k c_k^T + std^2 M_k M_k^T) in float64 (mean is 0)."""
     c = centres.astype(np.float64)
     m = maps.astype(np.float64)
     return (np.einsum("ki,kj->ij", c, c) + MIX3_STD ** 2 * np.einsum("kij,klj->il", m, m)) / len(c)
