@@ -23,14 +23,11 @@ def elu(x: jax.Array) -> jax.Array:
     Same values as ``flax.linen.elu``; the derivative ``1`` or ``elu(x) + 1`` reuses the forward ``exp``
     instead of differentiating through ``jnp.where`` and evaluating a second one. The potentials' maps are
     gradients (T = ∇f), so their training differentiates the activation twice; this rule is itself
-    differentiable. On a 2-core CPU the ENOT step at D = 16 runs a few per cent faster with it (85 against
-    82 steps/s, ``otlib.bench.enot.race_otlib``); at D = 64 the difference is within the noise.
+    differentiable.
 
-    The negative branch is ``exp(x) - 1``, not ``expm1(x)``: XLA's CPU ``expm1`` costs about 2.5 times its
-    vectorised ``exp`` (1.4 against 0.6 ns per element on a (1024, 128) block, 2-core CPU), and the ENOT step
-    evaluates 12 such blocks. Traced with ``jax.profiler`` at D = 16 (batch 1024, MLPs [128]*4), the step's
-    elementwise kernels fell from 8.7 to 6.9 ms (the dots' 19-21 ms unchanged). The price is an absolute
-    error below 6e-8 (one float32 ulp of 1) for x just below 0, where ``expm1`` keeps relative accuracy:
+    The negative branch is ``exp(x) - 1``, not ``expm1(x)``, which XLA's CPU backend evaluates more slowly
+    than its vectorised ``exp`` (timings in ``docs/performance.md``). The price is an absolute error below
+    6e-8 (one float32 ulp of 1) for x just below 0, where ``expm1`` keeps relative accuracy:
     far below the rounding of the next layer's float32 sums.
     """
     return jnp.where(x > 0, x, jnp.exp(jnp.minimum(x, 0)) - 1)
@@ -65,10 +62,8 @@ class ScalarDense(nn.Module):
     network keeps its parameter tree and its initial values; instantiate it with ``name=f"Dense_{i}"`` to
     keep the name too. The reason is the potentials' training, which differentiates ∇f: as a product with a
     (k, 1) matrix, this layer's gradients are matrix-vector products that XLA's CPU backend fuses with their
-    elementwise neighbours into scalar loops (a column sum over the batch took 0.63 ms of a 14 ms ENOT step at
-    D = 16, traced with ``jax.profiler``); as an elementwise product and a sum, they stay vectorised. The ENOT
-    step then runs about 5 % faster (80.4-80.9 against 76.8-77.9 steps/s, best of 5 scanned runs of 100 steps,
-    the two versions alternated on a 2-core CPU).
+    elementwise neighbours into scalar loops; as an elementwise product and a sum, they stay vectorised
+    (timings in ``docs/performance.md``).
     """
 
     @nn.compact
