@@ -8,9 +8,13 @@
 
 if it is in none of them it is downloaded from the upstream repository (base URL overridable by the
 ``base_url`` argument or ``$OTLIB_W2BENCH_URL``) into ``data/w2bench/`` with :func:`otlib.core.files.download`
-(progress bar, atomic rename, checksum). Every file, found or downloaded, is checked against the digest
-pinned below before use; a mismatch raises :class:`otlib.core.files.ChecksumError` naming the file and both
-digests. The ``.pt`` files themselves are never committed.
+(progress bar, atomic rename, checksum, removal of part files left by killed downloads). Downloads always
+go to ``data/w2bench/``: the ``data_dir`` argument and ``$OTLIB_DATA_DIR`` are searched, never written
+(they may be read-only copies). Every file, found or downloaded, is checked against the digest pinned
+below before use; a mismatch raises :class:`otlib.core.files.ChecksumError` naming the file and both
+digests. A file in none of the folders that cannot be downloaded raises ``FileNotFoundError`` saying
+why: the network, or ``data/w2bench/`` not writable (then the advice is to make it writable or to put
+the file in a folder named by ``$OTLIB_DATA_DIR``). The ``.pt`` files themselves are never committed.
 """
 
 from __future__ import annotations
@@ -134,7 +138,8 @@ def verify_file(path: str | os.PathLike) -> Path:
 
 def fetch(dim: int, version: int, *, conj: bool = False, data_dir: str | os.PathLike | None = None,
           base_url: str | None = None, progress: bool = True) -> Path:
-    """A verified local path to ``{dim}_v{version}[_conj].pt``, downloading it if it is nowhere local."""
+    """A verified local path to ``{dim}_v{version}[_conj].pt``, downloading it into ``data/w2bench/`` if it
+    is nowhere local (``data_dir`` and ``$OTLIB_DATA_DIR`` are searched, never written)."""
     name = file_name(dim, version, conj=conj)
     found = locate(name, data_dir)
     if found is not None:
@@ -142,11 +147,16 @@ def fetch(dim: int, version: int, *, conj: bool = False, data_dir: str | os.Path
     base = (base_url or os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL).rstrip("/")
     dest = default_dir() / name
     url = f"{base}/{name}"
+    where = ", ".join(str(d) for d in search_dirs(data_dir))
     try:
         return otio.download(url, dest, progress=progress, **pinned_digest(name))
+    except otio.CacheWriteError as e:
+        raise FileNotFoundError(
+            f"{name} is not in any of [{where}], and it cannot be downloaded into {dest.parent}: {e}. Make "
+            f"{dest.parent} writable (or free space there), or download {url} yourself into a folder of "
+            f"your choice and point ${ENV_DATA_DIR} at it (that folder is only searched, never written).") from e
     except (urllib.error.URLError, OSError) as e:
-        where = ", ".join(str(d) for d in search_dirs(data_dir))
         raise FileNotFoundError(
             f"{name} is not in any of [{where}] and downloading {url} failed ({e}). Put the official file "
-            f"in one of those folders (or point ${ENV_DATA_DIR} at a folder holding it), or retry with "
-            f"network access.") from e
+            f"in one of those folders (or point ${ENV_DATA_DIR} at a folder holding it; it is searched, "
+            f"never written), or retry with network access.") from e
