@@ -82,3 +82,28 @@ def test_savefig_is_byte_stable_across_processes(tmp_path):
                        check=True, env=env)
         outputs.append(((folder / "curve.pdf").read_bytes(), (folder / "curve.png").read_bytes()))
     assert outputs[0] == outputs[1]
+
+
+def test_uvp_against_dim_marks_diverged_and_worse_than_identity_cells():
+    from otlib.w2bench import figures
+
+    fig, ax = plt.subplots()
+    identity = {4: 42.0, 16: 87.0, 64: 137.0}
+    assert figures.uvp_against_dim(ax, [4, 16, 64], [2.0, 28.0, 40.0], label="fine", worse_than=identity) == []
+    flagged = figures.uvp_against_dim(ax, [4, 16, 64], [50.0, 470.0, np.nan], label="bad", worse_than=identity)
+    assert flagged == [4, 16, 64]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "bad (× = > 100 %: diverged, worse than identity)" in labels and "fine" in labels
+    texts = [t.get_text() for t in ax.texts]
+    assert "470 %" in texts and "all seeds\ndiverged" in texts
+    plt.close(fig)
+
+
+def test_training_curve_averages_live_seeds():
+    from otlib.w2bench import figures
+
+    fig, ax = plt.subplots()
+    figures.training_curve(ax, [0, 10, 20], [[1.0, 3.0], [2.0, np.nan], [np.nan, np.nan]], label="loss")
+    y = ax.lines[0].get_ydata()
+    assert y[0] == 2.0 and y[1] == 2.0 and np.isnan(y[2]) and ax.get_xlabel() == "training step"
+    plt.close(fig)
