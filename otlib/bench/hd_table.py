@@ -19,6 +19,7 @@ interrupted one from its checkpoint. :func:`l2_uvp_table`, :func:`runtime_table`
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from pathlib import Path
 from typing import Callable, Iterable
@@ -221,18 +222,25 @@ def published_table(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot_l2_uvp(ax, records: pd.DataFrame) -> None:
+def plot_l2_uvp(ax, records: pd.DataFrame) -> dict[str, list[int]]:
     """Mean ± std of every row against D (log-log), the published values as hollow diamonds: ENOT's and
-    the baselines' in their rows' colours, the best W2OT row (as ENOT reprints it) in black."""
+    the baselines' in their rows' colours, the best W2OT row (as ENOT reprints it) in black. A trained cell
+    that diverged (">100") or is worse than the identity map is marked with a cross (returned per row)."""
     from otlib.w2bench.figures import uvp_against_dim
 
     dims = sorted(records["dim"].unique())
+    identity = {int(r["dim"]): cells.mean_std(r["values"])[0]
+                for _, r in records[records["row"] == "identity"].iterrows()}
+    flagged = {}
     for i, (row, group) in enumerate(records.groupby("row", sort=False)):
         stats = [cells.mean_std(v) for v in group["values"]]
         published = cells.PUBLISHED_HD[row]["values"] if row in ("ENOT", *BASELINE_ROWS) else None
-        uvp_against_dim(ax, list(group["dim"]), [m for m, _, _ in stats], [s for _, s, _ in stats], label=row,
-                        published=published, color=f"C{i % 10}", marker="os^vD<>ph*"[i % 10])
+        flagged[row] = uvp_against_dim(
+            ax, list(group["dim"]), [m if ok else math.nan for m, _, ok in stats], [s for _, s, _ in stats],
+            label=row, published=published, color=f"C{i % 10}", marker="os^vD<>ph*"[i % 10],
+            worse_than=None if row in BASELINE_ROWS else identity)
     if any(r.startswith("W2OT") for r in records["row"].unique()):
         best = cells.PUBLISHED_HD["W2OT best"]["values"]
         ax.plot([d for d in dims if d in best], [best[d] for d in dims if d in best], ls="none", marker="D", ms=6,
                 mfc="none", color="k", label="W2OT, best row (published)")
+    return flagged
