@@ -1,20 +1,22 @@
-"""Entry point: ``python -m otlib.bench {w2ot,enot} --dim D [options]`` (``--help`` for each race)."""
+"""Entry point: ``python -m otlib.bench {w2ot,enot,record,paper,accuracy} [options]`` (``--help`` for each)."""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-RACES = {"w2ot": "otlib.bench.w2ot", "enot": "otlib.bench.enot"}
+COMMANDS = {"w2ot": ("otlib.bench.w2ot", "main"), "enot": ("otlib.bench.enot", "main"),
+            "record": ("otlib.bench.paper", "main_record"), "paper": ("otlib.bench.paper", "main_paper"),
+            "accuracy": ("otlib.bench.paper", "main_accuracy")}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in RACES:
-        print(f"usage: python -m otlib.bench {{{','.join(RACES)}}} --dim D [options]", file=sys.stderr)
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: python -m otlib.bench {{{','.join(COMMANDS)}}} [options]", file=sys.stderr)
         return 2
-    race = importlib.import_module(RACES[argv[0]])
-    return race.main(argv[1:])
+    module, function = COMMANDS[argv[0]]
+    return getattr(importlib.import_module(module), function)(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,147 @@
+"""Records of long runs (``python -m otlib.bench record / paper / accuracy``) at tiny budgets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from otlib.bench import paper
+
+TINY = dict(seeds=2, hidden=(32, 32), max_steps=400, eval_every=200, chunk_size=100, n_eval=1024)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_at(step: int):
+    def log(message: str) -> None:
+        if f"step {step}," in message and "L2-UVP" in message:
+            raise _Interrupt(message)
+    return log
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One uninterrupted record, and the same run interrupted after its first evaluation then resumed."""
+    mp = pytest.MonkeyPatch()
+    root = paper.shared_dir("w2bench", "Mix3toMix10")
+    if not root.is_dir():
+        pytest.skip(f"official W2 benchmark files not found at {root} (the read-only shared folder)")
+    mp.setenv("OTLIB_DATA_DIR", str(root))
+    tmp = tmp_path_factory.mktemp("records")
+    whole = paper.run_record("ENOT", 2, **TINY, name="whole", folder=tmp / "records", checkpoint_folder=tmp / "ck1",
+                             log=lambda m: None)
+    with pytest.raises(_Interrupt):
+        paper.run_record("ENOT", 2, **TINY, name="cut", folder=tmp / "records", checkpoint_folder=tmp / "ck2",
+                         log=_interrupt_at(200))
+    cut = json.loads((tmp / "records" / "cut.json").read_text())
+    messages: list[str] = []
+    resumed = paper.run_record("ENOT", 2, **TINY, name="cut", folder=tmp / "records", checkpoint_folder=tmp / "ck2",
+                               log=messages.append)
+    yield {"folder": tmp, "whole": whole, "cut": cut, "resumed": resumed, "messages": messages}
+    mp.undo()
+
+
+def test_a_record_holds_config_history_finals_and_provenance(runs):
+    rec = json.loads((runs["folder"] / "records" / "whole.json").read_text())
+    assert rec["status"] == "finished" and rec["stop_reason"] == "budget (400 steps)"
+    assert rec["config"]["method"]["hidden"] == [32, 32] and rec["config"]["method"]["num_steps"] == 400
+    assert [h["step"] for h in rec["history"]] == [200, 400]
+    assert all(len(h["l2_uvp"]) == 2 and len(h["loss"]) == 2 for h in rec["history"])
+    assert rec["history"][0]["wall_s"] < rec["history"][1]["wall_s"] == pytest.approx(rec["wall_s"], abs=1.0)
+    assert rec["final"]["l2_uvp"] == rec["history"][-1]["l2_uvp"]
+    assert rec["published"] == 0.02
+    prov = rec["provenance"]
+    assert prov["cores"] >= 1 and prov["jax"] and prov["flax"] and prov["optax"] and prov["cpu"]
+    assert len(prov["runs"]) == 1 and prov["runs"][0]["to_step"] == 400
+
+
+def test_an_interrupted_record_says_running_and_resumes_to_the_same_values(runs):
+    assert runs["cut"]["status"] == "running" and runs["cut"]["steps"] == 200
+    assert [h["step"] for h in runs["cut"]["history"]] == [200]
+    assert any("resuming" in m and "step 200" in m for m in runs["messages"])
+    resumed = runs["resumed"]
+    assert resumed["status"] == "finished"
+    assert [h["step"] for h in resumed["history"]] == [200, 400]
+    assert [r["from_step"] for r in resumed["provenance"]["runs"]] == [0, 200]
+    # the driver's resume draws the batches of an uninterrupted run
+    assert resumed["final"]["l2_uvp"] == pytest.approx(runs["whole"]["final"]["l2_uvp"], rel=1e-4)
+
+
+def test_a_finished_record_is_not_rerun(runs):
+    messages: list[str] = []
+    again = paper.run_record("ENOT", 2, **TINY, name="whole", folder=runs["folder"] / "records",
+                             checkpoint_folder=runs["folder"] / "ck1", log=messages.append)
+    assert again["status"] == "finished" and "nothing to do" in messages[0]
+
+
+def test_the_paper_table_reads_the_records(runs, capsys):
+    assert paper.main_paper(["--folder", str(runs["folder"] / "records")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[:3] == ["row", "D", "steps"] and len(lines) == 4
+    cells = json.loads(lines[-1])["cells"]
+    assert [set(c) for c in cells] == [{"row", "dim", "steps", "seeds", "wall_s", "l2_uvp", "published", "ratio"}] * 2
+    whole = next(c for c in cells if c["wall_s"] == round(runs["whole"]["wall_s"], 1))
+    mean = sum(runs["whole"]["final"]["l2_uvp"]) / 2
+    assert whole["l2_uvp"] == pytest.approx(mean, abs=1e-4)
+    assert whole["ratio"] == pytest.approx(mean / 0.02, rel=1e-3) and whole["steps"] == 400
+
+
+def test_the_time_to_accuracy_figure_draws_a_curve_and_the_published_line(runs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    paper.plot_time_to_accuracy(ax, paper.load_records(runs["folder"] / "records"))
+    assert len(ax.lines) == 4 and ax.get_xscale() == ax.get_yscale() == "log"
+    assert {tuple(line.get_ydata()) for line in ax.lines if len(line.get_ydata()) == 2 and
+            line.get_ydata()[0] == line.get_ydata()[1]} == {(0.02, 0.02)}
+    plt.close(fig)
+
+
+def test_a_record_stops_at_the_target_and_restarts_without_its_checkpoint(runs, tmp_path):
+    kwargs = dict(TINY, name="loose", folder=tmp_path, checkpoint_folder=tmp_path / "ck", target_factor=1e5)
+    rec = paper.run_record("ENOT", 2, **kwargs, log=lambda m: None)
+    assert rec["status"] == "stopped" and rec["stop_reason"].startswith("target reached") and rec["steps"] == 200
+    # the same record, its checkpoint gone and its status running again: it says it restarts
+    data = json.loads((tmp_path / "loose.json").read_text())
+    data["status"] = "running"
+    (tmp_path / "loose.json").write_text(json.dumps(data))
+    (tmp_path / "ck" / "checkpoint.npz").unlink()
+    messages: list[str] = []
+    rec = paper.run_record("ENOT", 2, **kwargs, log=messages.append)
+    assert "restarting from step 0" in messages[0] and rec["steps"] == 200
+    assert [r["from_step"] for r in rec["provenance"]["runs"]] == [0]
+
+
+def test_unknown_rows_and_misplaced_widths_are_refused():
+    with pytest.raises(ValueError, match="unknown row"):
+        paper._build("W2OT NN: Cycle", None, steps=10, hidden=None, n_eval=16)
+    with pytest.raises(ValueError, match="ENOT only"):
+        paper._build(paper.RECORD_ROWS[1], None, steps=10, hidden=(8,), n_eval=16)
+
+
+def test_published_values_follow_the_rows():
+    assert paper.published_value("ENOT", 16) == 0.24
+    assert paper.published_value("W2OT NN: Regression & L-BFGS", 8) == 0.60
+    assert paper.record_name("W2OT NN: Regression & L-BFGS", 4) == "w2ot_nn_regression_l_bfgs_D4"
+
+
+def test_record_rows_are_table_rows():
+    from otlib.bench import hd_table
+
+    assert set(paper.RECORD_ROWS) <= set(hd_table.ROWS)
+
+
+def test_accuracy_race_reaches_a_loose_target(w2bench_data):
+    out = paper.accuracy_race(2, target=60.0, time_cap=60.0, steps=2000, stretch=100, n_eval=1024,
+                              log=lambda m: None)
+    assert out["otlib_s"] is not None and 0 < out["otlib_s"] <= 60.0 and out["otlib_l2_uvp"] <= 60.0
+    if out["peer_run"]:
+        assert out["peer_l2_uvp"] is not None and math.isfinite(out["peer_l2_uvp"])
+        assert (out["peer_s"] is None) == (out["ratio"] is None)
