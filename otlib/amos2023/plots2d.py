@@ -1,4 +1,4 @@
-"""The 2-D figures of Amos (2023) (w2ot §1c, §6: ``vis-2d-transport.py``, ``vis-2d-grid-warp.py``).
+"""The 2-D figures of Amos (2023, arXiv:2210.12153), after his w2ot code's ``scripts/vis-2d-*.py``.
 
 A learned dual potential f on a pair μ → ν is drawn through four functions of the plane, gathered in
 :class:`DualMaps`: f, the forward map ∇f (μ → ν), the inverse map ∇f* (ν → μ, the conjugate's argmin)
@@ -138,7 +138,7 @@ def _contours(ax, fn: Map, pair: Pair, resolution: int, levels: int, what: str) 
 
 def overview(maps: Sequence[DualMaps], key: jax.Array, *, n: int = 500, resolution: int = 64,
              levels: int = 15) -> Figure:
-    """One row per pair, five panels (:data:`OVERVIEW_COLUMNS`) (w2ot §6, ``vis-transport.png``).
+    """One row per pair, five panels (:data:`OVERVIEW_COLUMNS`) (Amos's ``vis-transport.png``).
 
     Args:
       maps: the pairs and their learned maps.
@@ -178,7 +178,7 @@ def overview(maps: Sequence[DualMaps], key: jax.Array, *, n: int = 500, resoluti
 def grid_warp(maps: Sequence[DualMaps], *, steps: int = 7, resolution: int = 30
               ) -> Figure:
     """One row per pair: the grid p on the pair's box moved to (1 - t) p + t ∇f*(p), t ∈ linspace(0, 1, steps)
-    (w2ot §6, ``vis-2d-grid-warp.py``: 7 panels, a 30 x 30 grid, the conjugate map). The last panel
+    (Amos's ``scripts/vis-2d-grid-warp.py``: 7 panels, a 30 x 30 grid, the conjugate map). The last panel
     shows samples of μ behind the warped grid: the grid should have folded onto them.
     """
     import matplotlib.pyplot as plt
@@ -207,7 +207,7 @@ def grid_warp(maps: Sequence[DualMaps], *, steps: int = 7, resolution: int = 30
 
 def interpolation_strip(maps: Sequence[DualMaps], key: jax.Array, *, n: int = 5000, steps: int = 7
                         ) -> Figure:
-    """One row per pair: (1 - γ) y + γ ∇f*(y) for y ~ ν and γ ∈ linspace(0, 1, steps) (w2ot §1c, §6,
+    """One row per pair: (1 - γ) y + γ ∇f*(y) for y ~ ν and γ ∈ linspace(0, 1, steps) (Amos's
     ``conj-transport-samples.png``: 7 panels, 5000 samples). The colour fades from ν's to μ's."""
     import matplotlib.colors
     import matplotlib.pyplot as plt
@@ -231,7 +231,7 @@ def interpolation_strip(maps: Sequence[DualMaps], key: jax.Array, *, n: int = 50
 
 def conjugate_landscape(m: DualMaps, key: jax.Array, *, num_targets: int = 5, n: int = 500,
                         resolution: int = 100, levels: int = 20) -> Figure:
-    """The conjugate objective J(x; y_i) = f(x) - <x, y_i> for ``num_targets`` targets y_i ~ ν (w2ot §1c,
+    """The conjugate objective J(x; y_i) = f(x) - <x, y_i> for ``num_targets`` targets y_i ~ ν (Amos's
     ``conj.png``: 5 panels).
 
     Each panel fills the contours of J(.; y_i) clipped above J(y_i; y_i) + 1 (the basin a solver started
@@ -272,8 +272,8 @@ def training_curves(history: dict[str, np.ndarray], names: Sequence[str], *, col
     """Small multiples of ``history[f"{metric}/{name}"]`` against ``history["step"]``, one panel per pair.
 
     ``history`` is :attr:`otlib.core.train.RunResult.history` of a multi-pair run (values ``(L, seeds)``, one
-    line per seed). The dual objective -L(θ) rises to ½W₂²(μ, ν) - ½E‖x‖² - ½E‖y‖² (w2ot §2): a curve
-    that is still climbing at the end says the run was too short.
+    line per seed). The dual objective -L(θ) rises to ½W₂²(μ, ν) - ½E‖x‖² - ½E‖y‖² (by Kantorovich
+    duality): a curve that is still climbing at the end says the run was too short.
     """
     import matplotlib.pyplot as plt
 

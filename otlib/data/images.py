@@ -129,7 +129,7 @@ def write_images(directory: Path | None = None) -> list[Path]:
 
 @functools.cache
 def load_density(name: str, directory: Path | None = None) -> np.ndarray:
-    """The picture's density ``(h, w)``, float32, ∝ 1 - pixel/255 and summing to one (w2ot §4).
+    """The picture's density ``(h, w)``, float32, ∝ 1 - pixel/255 and summing to one (as w2ot's ``PairImages``).
 
     Raises:
       FileNotFoundError: the PNG is missing (regenerate it with ``python -m otlib.data.images``).

@@ -76,10 +76,10 @@ def rotation(theta: float) -> np.ndarray:
     return np.array([[c, -s], [s, c]], dtype=np.float32)
 
 
-# --- Gaussian mixtures (Makkuva et al. 2020; w2ot §4 "Gaussian mixtures"; OTT `GaussianMixture`) ---
+# --- Gaussian mixtures (Makkuva et al. 2020; w2ot `GaussianMixture`; OTT `GaussianMixture`) ---
 
 def make_gaussian_mixture(centres: np.ndarray, scale: float = 5.0, std: float = 0.25) -> Sampler:
-    """Uniform mixture ``scale · c_k + std · N(0, I)``, ``k ~ Uniform{1..K}`` (w2ot §4).
+    """Uniform mixture ``scale · c_k + std · N(0, I)``, ``k ~ Uniform{1..K}`` (``w2ot/data.py``).
 
     ``std = 0.25`` is the pitfall of both references: the code labels it "variance 0.5" and multiplies
     the noise by 0.5² (w2ot ``gauss_*``, OTT ``GaussianMixture(std=0.5)``).
@@ -113,7 +113,7 @@ def standard_normal(key: jax.Array, n: int) -> jax.Array:
     return jax.random.normal(key, (n, 2), dtype=jnp.float32)
 
 
-# --- scikit-learn shapes in closed form (Rout et al. 2021; w2ot §4 "sklearn-based") ---
+# --- scikit-learn shapes in closed form (Rout et al. 2021; w2ot's `sk_<name>` samplers) ---
 
 def _half_circle_angle(key: jax.Array, n: int) -> jax.Array:
     return jax.random.uniform(key, (n,), dtype=jnp.float32, maxval=math.pi)
@@ -169,7 +169,7 @@ def swiss(key: jax.Array, n: int) -> jax.Array:
     return 0.5 * (roll + 0.01 * jax.random.normal(key_z, (n, 2), dtype=jnp.float32))
 
 
-# --- potential-flow targets (Huang et al. 2021; w2ot §4 "Other samplers") ---
+# --- potential-flow targets (Huang et al. 2021; w2ot's `maf_moon` and `rings`) ---
 
 def make_maf_moon(shift: float = -2.0) -> Sampler:
     """MAF moon: z ~ N(0, I₂), x = (½(z₁ + z₂²) + shift, z₂) (w2ot `maf_moon`: -2; ENOT tutorial: -5)."""
@@ -203,12 +203,12 @@ maf_moon = _named(make_maf_moon(-2.0), "maf_moon",
                   "MAF moon, x₁ = ½(z₁ + z₂²) - 2, x₂ = z₂ (w2ot `maf_moon`).")
 rings = _named(make_rings(), "rings", "Four rings of radii 3, 2.25, 1.5, 0.75, noise 0.08 (w2ot `rings`).")
 maf_moon_enot = _named(make_maf_moon(-5.0), "maf_moon_enot",
-                       "MAF moon shifted to x₁ = ½(z₁ + z₂²) - 5 (ENOT tutorial, enot.md §4.2).")
+                       "MAF moon shifted to x₁ = ½(z₁ + z₂²) - 5 (ENOT tutorial, second experiment).")
 rings_enot = _named(make_rings((3.6, 2.7, 1.65, 0.75)), "rings_enot",
-                    "Four rings of radii (1.2, 0.9, 0.55, 0.25) × 3, noise 0.08 (ENOT tutorial §4.2).")
+                    "Four rings of radii (1.2, 0.9, 0.55, 0.25) × 3, noise 0.08 (ENOT tutorial, second experiment).")
 
 
-# --- ENOT tutorial: half-moon → S-curve (enot.md §4, experiment 3) ---
+# --- ENOT tutorial: half-moon → S-curve (its third experiment) ---
 
 def _placed(shape: jax.Array, scale: float, theta: float, mean: tuple[float, float]) -> jax.Array:
     """``scale · R(theta) x + mean`` for each row x."""
@@ -234,7 +234,7 @@ def s_curve_enot(key: jax.Array, n: int) -> jax.Array:
     return curve + 0.05 * jax.random.normal(key_z, (n, 2), dtype=jnp.float32)
 
 
-# --- pictures (w2ot §4 "Images"; see otlib.data.images) ---
+# --- pictures (w2ot's `PairImages`; see otlib.data.images) ---
 
 image_star = image_sampler("star")
 image_heart = image_sampler("heart")
@@ -272,12 +272,12 @@ _PAIRS: tuple[Pair, ...] = (
     Pair("images", image_star, image_heart, "Star picture → heart picture (project's own PNGs, scale 10)",
          ((-5.0, 5.0), (-5.0, 5.0))),
     Pair("square_five_to_four", square_five, square_four,
-         "square_five → square_four, OTT convention 5·c + 0.25·N(0, I) (ENOT tutorial §4.1)",
+         "square_five → square_four, OTT convention 5·c + 0.25·N(0, I) (ENOT tutorial, first experiment)",
          ((-7.0, 7.0), (-7.0, 7.0))),
     Pair("moon_to_s_curve", half_moon, s_curve_enot,
-         "Rotated half-moon → rotated S-curve (ENOT tutorial §4.3)", ((-2.0, 2.5), (-3.5, 1.3))),
+         "Rotated half-moon → rotated S-curve (ENOT tutorial, third experiment)", ((-2.0, 2.5), (-3.5, 1.3))),
     Pair("moon_to_rings_enot", maf_moon_enot, rings_enot,
-         "MAF moon (shift -5) → rings of radii 3.6/2.7/1.65/0.75 (ENOT tutorial §4.2)",
+         "MAF moon (shift -5) → rings of radii 3.6/2.7/1.65/0.75 (ENOT tutorial, second experiment)",
          ((-8.0, 5.0), (-4.5, 4.5))),
 )
 
@@ -285,9 +285,9 @@ PAIRS: dict[str, Pair] = {p.name: p for p in _PAIRS}
 """Every 2-D pair by name."""
 AMOS_PAIRS: tuple[str, ...] = ("gauss8", "gauss_sq", "circles", "moons", "s_curve", "swiss", "maf_moon",
                                "rings", "moon_to_rings", "images")
-"""The ten pairs of Amos (2023) (w2ot §4 "Pairs"), in the reference's order."""
+"""The ten pairs of Amos (2023) (``config/data/*.yaml`` of his w2ot code), in the reference's order."""
 ENOT_PAIRS: tuple[str, ...] = ("square_five_to_four", "moon_to_rings_enot", "moon_to_s_curve")
-"""The three pairs of the OTT ENOT tutorial (enot §4), in its order."""
+"""The three pairs of the OTT-JAX 0.6.0 ENOT tutorial, in its order."""
 
 
 def pair(name: str) -> Pair:

@@ -1,4 +1,4 @@
-"""Amos's input-convex neural network (ICNN) potential (Amos 2023, w2ot §3 "Models").
+"""Amos's input-convex neural network (ICNN) potential (Amos 2023, arXiv:2210.12153; ``w2ot/models/icnn.py``).
 
 The potential is convex in its input x (Amos, Xu and Kolter 2017):
 
@@ -15,7 +15,8 @@ reference code, its first call with a *batch* of inputs (``init`` on a data batc
 ``bias = -mean`` and ``log_scale = -log std`` so that the hidden layer starts standardised; initialised
 on a single point it starts at the identity (bias 0, scale 1). Either way it stays convex.
 
-The benchmark width rule (w2ot §3, "icnn_hd_benchmark"; the Korotin et al. 2021 DenseICNN sizes) is
+The benchmark width rule (Amos's ``config/dual_trainer/icnn_hd_benchmark.yaml``; the Korotin et al. 2021 DenseICNN
+sizes) is
 :func:`hd_widths`.
 """
 
@@ -32,11 +33,12 @@ from otlib.nn.nets import activation
 __all__ = ["ICNN", "ActNorm", "PositiveDense", "hd_widths"]
 
 _KERNEL_INIT = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
-"""All kernels, W_z before its softplus included (w2ot §3)."""
+"""All kernels, W_z before its softplus included (as ``w2ot/models/icnn.py``)."""
 
 
 def hd_widths(dim: int) -> tuple[int, int, int]:
-    """Hidden widths for the HD benchmark at dimension D: ``(2b, 2b, b)``, ``b = max(D, 32)`` (w2ot §3)."""
+    """Hidden widths for the HD benchmark at dimension D: ``(2b, 2b, b)``, ``b = max(D, 32)`` (Amos's
+    ``icnn_hd_benchmark.yaml``)."""
     if dim < 1:
         raise ValueError(f"dim must be a positive integer, got {dim}")
     b = max(dim, 32)
@@ -81,7 +83,7 @@ class ActNorm(nn.Module):
 
 
 class ICNN(nn.Module):
-    """Amos's ICNN potential ``f: (..., D) -> (...)`` (module docstring; w2ot §3).
+    """Amos's ICNN potential ``f: (..., D) -> (...)`` (module docstring).
 
     Attributes:
       widths: hidden widths ``(h_1, ..., h_L)``; :func:`hd_widths` for the HD benchmark.

@@ -99,7 +99,7 @@ class MLP(nn.Module):
 
 
 class PotentialMLP(nn.Module):
-    """Amos's non-convex potential "NN" (w2ot §3, ``PotentialNN``): ``(..., D) -> (...)``.
+    """Amos's non-convex potential "NN" (``PotentialNN`` in ``w2ot/models/potential_nn.py``): ``(..., D) -> (...)``.
 
     ``f(x) = act(Dense_1(MLP(x))) + 1/2 exp(log_alpha) ||x||^2`` with ``MLP`` = Dense+act layers of the
     given widths and ``log_alpha`` a learned scalar starting at 0, so ``grad f`` is near the identity.
@@ -117,7 +117,8 @@ class PotentialMLP(nn.Module):
 
 
 class InitNN(nn.Module):
-    """Amos's amortization model H (w2ot §3, ``InitNN``): the residual map ``y -> y + Dense_D(MLP(y))``.
+    """Amos's amortization model H (``InitNN`` in ``w2ot/models/init_nn.py``): the residual map
+    ``y -> y + Dense_D(MLP(y))``.
 
     It predicts the conjugate's argmin ``x_hat(y) = grad f*(y)``. The last layer starts at zero, so
     H starts at the identity exactly (the reference code reaches it by pretraining).

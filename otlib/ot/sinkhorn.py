@@ -10,9 +10,9 @@ where S_ε is the debiased Sinkhorn divergence (Feydy et al. 2019)
 
 between the uniform empirical measures, with the squared-Euclidean cost c(x, y) = ‖x - y‖² (OTT's
 ``SqEuclidean``: no ½), so S_ε → W₂² as ε → 0 and S_ε(α, α) = 0. This is the ENOT tutorial's metric
-(``enot.md`` §4: e.g. S(source, target) = 21.15 on square_five → square_four). Amos's ``eval_extra``
-reported the biased ``reg_ot_cost`` OT_ε instead, which is not zero for a perfect map; the debiased
-form is used here for both papers.
+(OTT-JAX 0.6.0, ``docs/tutorials/neural/300_ENOT.ipynb``: e.g. S(source, target) = 21.15 on square_five →
+square_four). Amos's ``eval_extra`` reported the biased ``reg_ot_cost`` OT_ε instead, which is not zero
+for a perfect map; the debiased form is used here for both papers.
 
 ε is absolute (not relative to the cost's scale): ``EPSILON = 1e-2``, the value of Amos's first commit
 (its later code ignores ε and falls back on OTT's default; the ENOT tutorial uses 1e-3). Sinkhorn is
@@ -79,7 +79,7 @@ def _sinkhorn_divergence(x: jax.Array, y: jax.Array, epsilon: jax.Array, max_ite
 
 def transport_errors(forward_fn: Map, inverse_fn: Map | None, pair: Pair, key: jax.Array, n: int = 512, *,
                      epsilon: float = EPSILON) -> dict[str, jax.Array]:
-    """Amos's 2-D metric (w2ot §4, "2-D metric") with the debiased divergence, on ``n`` fresh samples.
+    """Amos's 2-D metric (``eval_extra`` in ``w2ot/data.py``) with the debiased divergence, on ``n`` fresh samples.
 
     Args:
       forward_fn: the learned map T, ``(n, d) -> (n, d)`` (e.g. ∇f).
