@@ -16,7 +16,7 @@ from otlib.w2bench.files import DIMS
 NOTEBOOKS = reproduce.discover()
 
 CELL = """profile = "quick"  # the profile [in {"quick", "full"}]
-steps = 100  # training steps [>= 1]
+steps = 100  # training steps [≥ 1]
 tau = 0.9  # expectile [in (0, 1)]
 lam = 0.5  # weight [in [0, 1]]
 dims = [2, 4]  # dimensions [each in {2, 4, 8}; non-empty]
@@ -34,7 +34,7 @@ def spec():
 
 def test_cell_is_read_with_descriptions_and_rules():
     s = spec()
-    assert s["steps"].default == 100 and s["steps"].description == "training steps" and s["steps"].rules == ">= 1"
+    assert s["steps"].default == 100 and s["steps"].description == "training steps" and s["steps"].rules == "≥ 1"
     assert s["widths"].default == [64, 64] and s["widths"].rules == "each >= 1"
     assert s["lam"].rules == "in [0, 1]" and s["flag"].rules == ""
     assert s["note"].description == "free text, brackets [not] rules here" and s["note"].rules == ""
@@ -49,8 +49,8 @@ def test_good_values_pass_converted(name, value, expected):
 
 
 @pytest.mark.parametrize("name, value, message", [
-    ("steps", 0, "demo: parameter steps = 0 is not allowed: it must be >= 1"),
-    ("steps", -5, "steps = -5 is not allowed: it must be >= 1"),
+    ("steps", 0, "demo: parameter steps = 0 is not allowed: it must be ≥ 1"),
+    ("steps", -5, "steps = -5 is not allowed: it must be ≥ 1"),
     ("steps", 2.5, "steps = 2.5 has the wrong type: expected a int like 100, got a float"),
     ("steps", True, "steps = True has the wrong type"),
     ("tau", 1.0, "tau = 1.0 is not allowed: it must be in (0, 1)"),
@@ -117,6 +117,13 @@ def test_every_parameter_is_documented_and_its_defaults_pass(name):
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_parameter_lines_have_one_equals_sign(name):
+    """Papermill reads the cell too (its parameter listing) and skips lines with a second '=': rules say ≥."""
+    source = parameters.parameters_cell_source(json.loads(NOTEBOOKS[name].path.read_text()), name)
+    assert [line for line in source.splitlines() if line.count("=") > 1] == []
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_the_validation_cell_follows_the_parameters_cell(name):
     cells = json.loads(NOTEBOOKS[name].path.read_text())["cells"]
     (i,) = [k for k, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
@@ -134,7 +141,7 @@ def test_every_notebook_refuses_wrong_values(name):
         wrong = {bool: "yes", int: "many", float: "high", str: 3, list: 4, dict: 5}[type(p.default)]
         with pytest.raises(ParameterError, match=rf"parameter {pname} = "):
             reproduce.resolve_parameters(nb, "quick", {pname: wrong})
-        if ">= 1" in p.rules and not p.rules.startswith("each"):
+        if ("≥ 1" in p.rules or ">= 1" in p.rules) and not p.rules.startswith("each"):
             with pytest.raises(ParameterError, match=rf"{pname} = 0 is not allowed"):
                 reproduce.resolve_parameters(nb, "quick", {pname: 0})
 

@@ -187,7 +187,8 @@ def test_each_run_has_its_own_folder_and_summary_accumulates(demo, capsys):
     assert summary[0].startswith("| started (UTC)") and len(summary) == 4
     assert "steps=21" in summary[2] and "steps=5" in summary[3] and all("| ok |" in s for s in summary[2:])
     out = capsys.readouterr().out
-    assert "Executing Cell" not in out and "Ending Cell" not in out
+    assert "Executing Cell" not in out and "Ending Cell" not in out and "Working directory" not in out
+    assert "[IPKernelApp] WARNING" not in out and "Unable to parse" not in out
 
 
 def test_a_failing_notebook_prints_its_cell_error_and_path(demo, capsys):

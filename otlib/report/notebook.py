@@ -116,6 +116,7 @@ def start(name: str, *, profile: str = "quick", verbose: bool = True) -> Noteboo
 
     jax.config.update("jax_default_matmul_precision", "highest")
     style()
+    _table_display()
     notebook = _notebook(name, profile)
     _record_parameters(notebook)
     if verbose:
@@ -150,3 +151,15 @@ def _record_parameters(notebook: Notebook) -> None:
         import yaml
 
         atomic_write_text(path, yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+
+
+def _float(value: float) -> str:
+    """A table's number as a reader wants it: 4 significant digits, thousands grouped, no 1.23e+04."""
+    return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+
+
+def _table_display() -> None:
+    """Tables shown in a notebook print 4 significant digits (the saved CSV keeps every digit)."""
+    import pandas as pd
+
+    pd.set_option("display.float_format", _float)

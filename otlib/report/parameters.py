@@ -1,10 +1,11 @@
 """Notebook parameters: declared, documented and checked in one place, the notebook's ``parameters`` cell.
 
-Each line of the cell is ``name = literal  # what it is, its unit [rule; rule]``: the default's type is the
+Each line of the cell is ``name = literal  # what it is, its unit [rule; rule]`` (one ``=`` per line, which
+Papermill's own reading of the cell needs, hence ``≥`` rather than ``>=``): the default's type is the
 parameter's type, the comment is its description (``python -m otlib.reproduce --list`` prints it), and the
 bracket at the end of the comment, when present, holds the rules a value must meet:
 
-* ``>= 1``, ``> 0``, ``<= 1``, ``< 1``: a bound;
+* ``≥ 1``, ``> 0``, ``≤ 1``, ``< 1`` (or ``>= 1``, ``<= 1``): a bound;
 * ``in (0, 1)``, ``in [0, 1)``, ...: an interval (round brackets exclude the end);
 * ``in {"nn", "icnn"}``: allowed values (Python literals);
 * ``in otlib.bench.hd_table.ROWS``: allowed values named by a module attribute (imported when checked);
@@ -113,7 +114,7 @@ def _coerce(name: str, value: Any, default: Any, notebook: str) -> Any:
 # --- rules -------------------------------------------------------------------------------------------------------
 
 Rule = Callable[[str, Any, str], None]
-_BOUND = re.compile(r"^(>=|>|<=|<)\s*(\S+)$")
+_BOUND = re.compile(r"^(>=|>|<=|<|≥|≤)\s*(\S+)$")
 _INTERVAL = re.compile(r"^in\s*([\[(])\s*([^,]+),\s*([^\])]+)([\])])$")
 _DOTTED = re.compile(r"^in\s+([A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+)$")
 
@@ -152,8 +153,8 @@ def _compile_one(text: str, where: str) -> Rule:
         return non_empty
     if match := _BOUND.match(text):
         op, bound = match.group(1), _number(match.group(2), where)
-        test = {">=": lambda v: v >= bound, ">": lambda v: v > bound,
-                "<=": lambda v: v <= bound, "<": lambda v: v < bound}[op]
+        test = {">=": lambda v: v >= bound, ">": lambda v: v > bound, "≥": lambda v: v >= bound,
+                "<=": lambda v: v <= bound, "<": lambda v: v < bound, "≤": lambda v: v <= bound}[op]
 
         def bounded(name: str, value: Any, notebook: str) -> None:
             if not (_is_number(value) and math.isfinite(value) and test(value)):

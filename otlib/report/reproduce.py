@@ -255,8 +255,9 @@ def private_temp():
 
 # --- output -------------------------------------------------------------------------------------------------------
 
-_NOISE = re.compile(r"^(Input Notebook:|Output Notebook:|Executing notebook with kernel:|Executing:|"
+_NOISE = re.compile(r"^(Input Notebook:|Output Notebook:|Executing notebook with kernel:|Executing:|Working directory:|"
                     r"Executing Cell \d+-*|Ending Cell \d+-*|Black is not installed|Passed unknown parameter|"
+                    r"Unable to parse line \d+|\[IPKernelApp\] WARNING|"
                     r".*(zmq|ZMQ|[Tt]ransport|heartbeat|jupyter_client|traitlets).*[Ww]arn.*|"
                     r"\s*warn(ings)?\.warn\(.*|.*(Deprecation|Runtime)Warning: .*(jupyter|zmq|papermill).*)")
 
