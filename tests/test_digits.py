@@ -54,7 +54,7 @@ def test_mnist_corrupt_file_is_refused(tmp_path):
     path = tmp_path / "mnist.npz"
     digest = write_fixture(path)
     path.write_bytes(path.read_bytes()[:-100])  # truncated
-    with pytest.raises(ChecksumError, match="mnist.npz does not match its pinned digest"):
+    with pytest.raises(ChecksumError, match="mnist.npz does not match its pinned hash"):
         load_mnist(path, sha256=digest, download_missing=False)
 
 

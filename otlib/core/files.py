@@ -34,7 +34,7 @@ os.umask(_UMASK)
 
 
 class ChecksumError(RuntimeError):
-    """A file's digest differs from the pinned one."""
+    """A file's hash (SHA-256 checksum or git blob id) differs from the pinned one."""
 
 
 class CacheWriteError(OSError):
@@ -89,23 +89,23 @@ def git_blob_sha1(path: str | os.PathLike) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
-def _digest_matches(path: Path, sha256: str | None, git_blob: str | None) -> tuple[bool, str, str]:
+def _hash_matches(path: Path, sha256: str | None, git_blob: str | None) -> tuple[bool, str, str]:
     if sha256 is not None:
         got = sha256_file(path)
         return got == sha256, f"sha256 {sha256}", f"sha256 {got}"
     if git_blob is not None:
         got = git_blob_sha1(path)
         return got == git_blob, f"git blob {git_blob}", f"git blob {got}"
-    raise ValueError(f"no digest pinned for {path.name}: refusing to trust an unchecked file")
+    raise ValueError(f"no hash pinned for {path.name}: refusing to trust an unchecked file")
 
 
 def verify(path: str | os.PathLike, *, sha256: str | None = None, git_blob: str | None = None) -> None:
-    """Raise :class:`ChecksumError` naming the file and both digests unless ``path`` matches the pin."""
+    """Raise :class:`ChecksumError` naming the file and both hashes unless ``path`` matches the pin."""
     path = Path(path)
-    ok, want, got = _digest_matches(path, sha256, git_blob)
+    ok, want, got = _hash_matches(path, sha256, git_blob)
     if not ok:
         raise ChecksumError(
-            f"{path} does not match its pinned digest: expected {want}, got {got}. The file is corrupt, "
+            f"{path} does not match its pinned hash: expected {want}, got {got}. The file is corrupt, "
             f"truncated or not the official one; delete it and run again to download a fresh copy.")
 
 
@@ -160,11 +160,11 @@ def _remove_stale_parts(dest: Path, locked: bool) -> list[Path]:
 
 def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, git_blob: str | None = None,
              progress: bool = True, timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``dest`` atomically with a progress bar and check it against a pinned digest.
+    """Download ``url`` to ``dest`` atomically with a progress bar and check it against a pinned hash.
 
-    The bytes go to a temporary file beside ``dest``; only a file whose digest matches (``sha256`` or,
+    The bytes go to a temporary file beside ``dest``; only a file whose hash matches (``sha256`` or,
     where upstream publishes only git objects, ``git_blob``) is renamed onto ``dest``. A mismatch raises
-    :class:`ChecksumError` naming the file and both digests, and leaves nothing behind. Part files of
+    :class:`ChecksumError` naming the file and both hashes, and leaves nothing behind. Part files of
     ``dest`` left by killed downloads are removed first; a ``dest`` that another process downloaded
     while this one waited for the folder is used as it is. A folder that cannot be written (read-only,
     no permission, disk full) raises :class:`CacheWriteError`, never a network error.
@@ -173,14 +173,14 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, gi
 
     dest = Path(dest)
     if sha256 is None and git_blob is None:
-        raise ValueError(f"download of {url} has no pinned digest: pin a sha256 or git blob id first")
+        raise ValueError(f"download of {url} has no pinned hash: pin a sha256 or git blob id first")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise _cache_write_error(err, dest.parent, f"create the folder for {dest.name}") from err
     with _folder_lock(dest.parent) as locked:
         _remove_stale_parts(dest, locked)
-        if dest.is_file() and _digest_matches(dest, sha256, git_blob)[0]:
+        if dest.is_file() and _hash_matches(dest, sha256, git_blob)[0]:
             return dest
         try:
             fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -202,9 +202,9 @@ def download(url: str, dest: str | os.PathLike, *, sha256: str | None = None, gi
                     os.fsync(out.fileno())
                 except OSError as err:
                     raise _cache_write_error(err, dest.parent, f"save the download of {dest.name}") from err
-            ok, want, got = _digest_matches(Path(tmp), sha256, git_blob)
+            ok, want, got = _hash_matches(Path(tmp), sha256, git_blob)
             if not ok:
-                raise ChecksumError(f"download of {url} for {dest.name} does not match its pinned digest: "
+                raise ChecksumError(f"download of {url} for {dest.name} does not match its pinned hash: "
                                     f"expected {want}, got {got}. Nothing was saved.")
             os.chmod(tmp, 0o666 & ~_UMASK)
             os.replace(tmp, dest)
