@@ -96,12 +96,18 @@ def test_the_time_to_accuracy_figure_draws_a_curve_and_the_published_line(runs):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots()
-    paper.plot_time_to_accuracy(ax, paper.load_records(runs["folder"] / "records"))
+    fig = paper.plot_time_to_accuracy(paper.load_records(runs["folder"] / "records"))
+    (ax,) = fig.axes
     assert len(ax.lines) == 4 and ax.get_xscale() == ax.get_yscale() == "log"
-    assert {tuple(line.get_ydata()) for line in ax.lines if len(line.get_ydata()) == 2 and
-            line.get_ydata()[0] == line.get_ydata()[1]} == {(0.02, 0.02)}
+    flat = [tuple(line.get_ydata()) for line in ax.lines if len(set(line.get_ydata())) == 1]
+    assert flat == [(0.02, 0.02)] * 2
     plt.close(fig)
+
+
+def test_the_notebook_table_has_one_row_per_record(runs):
+    table = paper.paper_table(paper.load_records(runs["folder"] / "records"))
+    assert len(table) == 2 and set(table["published (%)"]) == {0.02} and set(table["width"]) == {"32x32"}
+    assert table["status"].str.startswith("finished").all()
 
 
 def test_a_record_stops_at_the_target_and_restarts_without_its_checkpoint(runs, tmp_path):

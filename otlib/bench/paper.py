@@ -53,7 +53,8 @@ from otlib.core.paths import ROOT, results_dir, shared_dir
 from otlib.core.train import train
 
 __all__ = ["TARGET_FACTOR", "RECORD_ROWS", "record_name", "published_value", "run_record", "load_records",
-           "paper_cells", "plot_time_to_accuracy", "accuracy_race", "main_record", "main_paper", "main_accuracy"]
+           "paper_cells", "paper_table", "plot_time_to_accuracy", "accuracy_race", "main_record", "main_paper",
+           "main_accuracy"]
 
 TARGET_FACTOR = 1.1
 """A record stops once its mean L2-UVP over seeds is at most this times the published value."""
@@ -361,24 +362,47 @@ def print_table(cells_: Sequence[dict[str, Any]]) -> None:
               + (f" ({c['stop_reason']})" if c["stop_reason"] else ""))
 
 
-def plot_time_to_accuracy(ax, records: Sequence[dict[str, Any]], *, dims: Optional[Sequence[int]] = None) -> None:
-    """Mean L2-UVP (%) over seeds against wall-clock seconds (log-log), one line per record, the published
-    values as dashed horizontal lines in the same colour."""
-    chosen = [r for r in records if dims is None or r["dim"] in dims]
-    for i, r in enumerate(chosen):
-        hist = [(h["wall_s"], _mean(h["l2_uvp"])) for h in r["history"] if h["wall_s"] > 0]
-        hist = [(t, v) for t, v in hist if math.isfinite(v) and v > 0]
-        if not hist:
-            continue
-        color = f"C{i % 10}"
-        ax.plot(*zip(*hist), marker="o", ms=3, color=color, label=f"{r['row']}, D={r['dim']}")
-        if r.get("published"):
-            ax.axhline(r["published"], color=color, ls="--", lw=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("wall-clock seconds")
-    ax.set_ylabel("forward L2-UVP (%)")
-    ax.legend(fontsize=7)
+def paper_table(records: Sequence[dict[str, Any]]):
+    """The recorded cells as a DataFrame: ours (mean ± std over seeds), published, ratio, steps of the
+    budget, wall time, width, status and machine."""
+    import pandas as pd
+
+    rows = []
+    for c in paper_cells(records):
+        ours = "-" if c["l2_uvp"] is None else f"{c['l2_uvp']:.3f} ± {c['std'] or 0:.3f}"
+        rows.append({"row": c["row"], "D": c["dim"], "ours L2-UVP (%)": ours, "published (%)": c["published"],
+                     "ratio": c["ratio"], "steps": c["steps"], "seeds": c["seeds"],
+                     "wall (min)": round(c["wall_s"] / 60, 1), "width": "x".join(map(str, c["width"] or [])) or "rule",
+                     "status": c["status"] if not c["stop_reason"] else f"{c['status']}: {c['stop_reason']}",
+                     "machine": c["machine"]})
+    return pd.DataFrame(rows)
+
+
+def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[Sequence[int]] = None):
+    """One panel per D: mean L2-UVP (%) over seeds against wall-clock seconds (log-log), a line per row,
+    its published value as a dashed horizontal line of the same colour. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    dims = sorted({r["dim"] for r in records} if dims is None else set(dims))
+    rows = sorted({r["row"] for r in records})
+    colors = {row: f"C{i % 10}" for i, row in enumerate(rows)}
+    fig, axes = plt.subplots(1, max(len(dims), 1), figsize=(3.6 * max(len(dims), 1), 3.2), squeeze=False)
+    for ax, dim in zip(axes[0], dims):
+        for r in (r for r in records if r["dim"] == dim):
+            hist = [(h["wall_s"], _mean(h["l2_uvp"])) for h in r["history"] if h["wall_s"] > 0]
+            hist = [(t, v) for t, v in hist if math.isfinite(v) and v > 0]
+            if hist:
+                ax.plot(*zip(*hist), marker="o", ms=3, color=colors[r["row"]], label=r["row"])
+            if r.get("published"):
+                ax.axhline(r["published"], color=colors[r["row"]], ls="--", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"D = {dim}")
+        ax.set_xlabel("wall-clock seconds")
+    axes[0][0].set_ylabel("forward L2-UVP (%); dashed: published")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------------
