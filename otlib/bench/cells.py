@@ -129,8 +129,9 @@ def cell_problem(record: Any, row: str, dim: int) -> Optional[str]:
     for name in _OPTIONAL_NUMBERS:
         if record.get(name) is not None and not (_is_number(record[name]) and not record[name] < 0):
             return f"{name} is not a non-negative number"
-    if "evals" in record and not isinstance(record["evals"], dict):
-        return "evals is not an object"
+    for name in ("evals", "history"):
+        if name in record and not isinstance(record[name], dict):
+            return f"{name} is not an object"
     return None
 
 
@@ -244,7 +245,7 @@ def run_cell(folder: Path, row: str, dim: int, build: Callable[[], Method], *, s
 
     ``build()`` makes the method (only called when the cell must run). The run checkpoints after every
     chunk to ``<cell>.ckpt.npz``; the finished record (final ``metric`` per seed, NaN for diverged seeds,
-    times) is written atomically to ``<cell>.json`` and the checkpoint removed. A stored record made with
+    times, and the training curves: ``history``, the loss per chunk, and ``evals``) is written atomically to ``<cell>.json`` and the checkpoint removed. A stored record made with
     other ``steps``, ``seeds`` or ``tag`` (a description of everything else the cell depends on, such as
     its budget), or an invalid one, is recomputed, never silently reused; so is a checkpoint of another
     configuration of the cell. The whole call holds the cell's lock (:func:`cell_lock`): if another run
@@ -288,6 +289,7 @@ def _run_cell_locked(folder: Path, row: str, dim: int, build: Callable[[], Metho
         "train_s": result.train_s, "compile_s": result.compile_s, "wall_s": time.perf_counter() - start,
         "steps_per_s": result.steps_per_s, "ms_per_step": 1e3 * result.train_s / max(result.steps, 1),
         "evals": {k: np.asarray(v).tolist() for k, v in result.evals.items()},
+        "history": {k: np.asarray(v).tolist() for k, v in result.history.items()},
     })
     ckpt.unlink(missing_ok=True)
     return record
