@@ -42,6 +42,8 @@ __all__ = ["Budget", "ROWS", "PEER_ROW", "BASELINE_ROWS", "w2ot_row_name", "run_
 
 PEER_ROW = "ENOT (OTT-JAX 0.6.0)"
 BASELINE_ROWS = ("linear", "identity")
+CURVE_POINTS = 10
+"""Evaluations per trained cell (the L2-UVP training curve); the last one is the cell's value."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,7 +184,7 @@ def table_cell(row: str, dim: int, *, budget: Budget, folder: Path, key: jax.Arr
     steps, seeds = _steps_and_seeds(row, budget)
     return cells.run_cell(folder, row, dim, lambda: ROWS[row](bench, budget), steps=steps, seeds=seeds,
                           key=jax.random.fold_in(key, dim), chunk_size=budget.chunk_size, tag=repr(budget),
-                          progress=progress)
+                          eval_every=max(steps // CURVE_POINTS, 1), progress=progress)
 
 
 def _pivot(records: pd.DataFrame, cell: Callable[[pd.Series], object]) -> pd.DataFrame:
