@@ -1,4 +1,4 @@
-"""File lookup, pinned digests and downloads of the official HD files (otlib.w2bench.files; digest §6)."""
+"""File lookup, pinned hashes and downloads of the official HD files (otlib.w2bench.files)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_pins_cover_every_official_file() -> None:
     for d in files.DIMS:
         for v in (1, 2):
             for conj in (False, True):
-                pin = files.pinned_digest(files.file_name(d, v, conj=conj))
+                pin = files.pinned_hash(files.file_name(d, v, conj=conj))
                 assert ("git_blob" in pin) == (d == 256)
 
 

@@ -1,4 +1,7 @@
-"""Where the official HD benchmark files come from, and their pinned digests (digest §6).
+"""Where the official HD benchmark files come from, and their pinned hashes.
+
+The files are those of Korotin et al. 2021 (arXiv:2106.01954), ``benchmarks/Mix3toMix10/`` in
+``iamalexkorotin/Wasserstein2Benchmark``.
 
 ``{D}_v{k}.pt`` (and ``{D}_v{k}_conj.pt``) is looked up, in this order, in
 
@@ -10,9 +13,9 @@ if it is in none of them it is downloaded from the upstream repository (base URL
 ``base_url`` argument or ``$OTLIB_W2BENCH_URL``) into ``data/w2bench/`` with :func:`otlib.core.files.download`
 (progress bar, atomic rename, checksum, removal of part files left by killed downloads). Downloads always
 go to ``data/w2bench/``: the ``data_dir`` argument and ``$OTLIB_DATA_DIR`` are searched, never written
-(they may be read-only copies). Every file, found or downloaded, is checked against the digest pinned
+(they may be read-only copies). Every file, found or downloaded, is checked against the hash pinned
 below before use; a mismatch raises :class:`otlib.core.files.ChecksumError` naming the file and both
-digests. A file in none of the folders that cannot be downloaded raises ``FileNotFoundError`` saying
+hashes. A file in none of the folders that cannot be downloaded raises ``FileNotFoundError`` saying
 why: the network, or ``data/w2bench/`` not writable (then the advice is to make it writable or to put
 the file in a folder named by ``$OTLIB_DATA_DIR``). The ``.pt`` files themselves are never committed.
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 from otlib.core import files as otio
 from otlib.core.paths import data_dir as _repo_data_dir
 
-__all__ = ["DIMS", "DEFAULT_BASE_URL", "SHA256", "GIT_BLOB", "file_name", "check_dim", "pinned_digest",
+__all__ = ["DIMS", "DEFAULT_BASE_URL", "SHA256", "GIT_BLOB", "file_name", "check_dim", "pinned_hash",
            "default_dir", "search_dirs", "locate", "verify_file", "fetch"]
 
 DIMS: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256)
@@ -37,7 +40,7 @@ DEFAULT_BASE_URL = ("https://raw.githubusercontent.com/iamalexkorotin/Wasserstei
 ENV_DATA_DIR = "OTLIB_DATA_DIR"
 ENV_BASE_URL = "OTLIB_W2BENCH_URL"
 
-#: SHA-256 of the official files for D = 2..128 (the project's ``shared/w2bench/SHA256SUMS``, digest §6).
+#: SHA-256 of the official files for D = 2..128 (``SHA256SUMS`` beside them in ``../shared/w2bench/``).
 SHA256: dict[str, str] = {
     "2_v1.pt": "12fbf72953af1371002cb4a0b67757bd63b335e923fc5f7d4076fbeb81ee72b5",
     "2_v1_conj.pt": "d8a69c610188e1bd5affa4b2abe28d59475859d37e117ebaf5eb7d7cd30cc369",
@@ -70,7 +73,7 @@ SHA256: dict[str, str] = {
 }
 
 #: D = 256: upstream publishes no SHA-256 and the files were not available to the project, so they are
-#: pinned by their git blob ids in the upstream repository (sha1 of b"blob <len>\0" + bytes, digest §6).
+#: pinned by their git blob ids in the upstream repository (sha1 of b"blob <len>\0" + bytes).
 GIT_BLOB: dict[str, str] = {
     "256_v1.pt": "2c660c94439ea86a2ef56f09d0b0c79a78276ba0",
     "256_v2.pt": "fdb31a331d448bd5dcf909dabc8175de1ff4bfe4",
@@ -95,13 +98,13 @@ def file_name(dim: int, version: int, *, conj: bool = False) -> str:
     return f"{dim}_v{version}{'_conj' if conj else ''}.pt"
 
 
-def pinned_digest(name: str) -> dict[str, str]:
+def pinned_hash(name: str) -> dict[str, str]:
     """``{"sha256": ...}`` or ``{"git_blob": ...}`` for an official file name."""
     if name in SHA256:
         return {"sha256": SHA256[name]}
     if name in GIT_BLOB:
         return {"git_blob": GIT_BLOB[name]}
-    raise ValueError(f"no digest pinned for {name!r}: not an official Mix3toMix10 file")
+    raise ValueError(f"no hash pinned for {name!r}: not an official Mix3toMix10 file")
 
 
 def default_dir() -> Path:
@@ -122,7 +125,7 @@ def search_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
 
 
 def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
-    """The first existing ``<dir>/<name>`` over :func:`search_dirs`, or None (no digest check)."""
+    """The first existing ``<dir>/<name>`` over :func:`search_dirs`, or None (no hash check)."""
     for d in search_dirs(data_dir):
         if (d / name).is_file():
             return d / name
@@ -130,9 +133,9 @@ def locate(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
 
 
 def verify_file(path: str | os.PathLike) -> Path:
-    """Check ``path`` against the digest pinned for its file name; raise ChecksumError on mismatch."""
+    """Check ``path`` against the hash pinned for its file name; raise ChecksumError on mismatch."""
     path = Path(path)
-    otio.verify(path, **pinned_digest(path.name))
+    otio.verify(path, **pinned_hash(path.name))
     return path
 
 
@@ -149,7 +152,7 @@ def fetch(dim: int, version: int, *, conj: bool = False, data_dir: str | os.Path
     url = f"{base}/{name}"
     where = ", ".join(str(d) for d in search_dirs(data_dir))
     try:
-        return otio.download(url, dest, progress=progress, **pinned_digest(name))
+        return otio.download(url, dest, progress=progress, **pinned_hash(name))
     except otio.CacheWriteError as e:
         raise FileNotFoundError(
             f"{name} is not in any of [{where}], and it cannot be downloaded into {dest.parent}: {e}. Make "
