@@ -127,20 +127,20 @@ def _wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.05):
 
 
 @pytest.mark.slow
-def test_killed_job_resubmitted_resumes_to_the_uninterrupted_values(tmp_path, quiet_jobs):
-    """Two copies of one cell in two folders: one runs through, the other's process is SIGKILLed after
-    its first checkpoint; submitted again it resumes there and ends with the same values."""
+def test_killed_or_preempted_job_resumes_to_the_uninterrupted_values(tmp_path, quiet_jobs):
+    """Three copies of one cell in three folders: one runs through; one's process is SIGKILLed after its
+    first checkpoint and, submitted again, resumes there; one is preempted (submitit's USR2) and requeued
+    by submitit within the same job. All three end with the same values."""
     params = _params("-p", "dims=[2]", *TINY)
     budget = dataclasses.replace(sweep.hd_budget(params), enot_steps=2000, chunk_size=100)
-    whole, = sweep.hd_cells(params, tmp_path / "whole" / "cells", budget=budget)
-    killed, = sweep.hd_cells(params, tmp_path / "killed" / "cells", budget=budget)
+    whole, killed, preempted = (sweep.hd_cells(params, tmp_path / name / "cells", budget=budget)[0]
+                                for name in ("whole", "killed", "preempted"))
     options = dict(executor="local", gpus_per_job=0, time_min=10, log=lambda m: None)
-    sweep.submit([whole, killed], **options)
+    sweep.submit([whole, killed, preempted], **options)
 
-    checkpoint = killed.path.with_suffix(".ckpt.npz")
-    _wait_for(checkpoint.exists, 300, "the first checkpoint")
-    status = json.loads(sweep._status_path(killed).read_text())
-    os.kill(status["pid"], signal.SIGKILL)
+    for spec, sig in ((killed, signal.SIGKILL), (preempted, signal.SIGUSR2)):
+        _wait_for(spec.path.with_suffix(".ckpt.npz").exists, 300, f"the first checkpoint of {spec.path.parent}")
+        os.kill(json.loads(sweep._status_path(spec).read_text())["pid"], sig)
     _wait_for(lambda: sweep.statuses([killed])[0]["state"] == "failed", 60, "the killed job to end")
     state, = sweep.statuses([killed])
     assert "killed or lost" in state["error"] and "checkpoint kept" in state["error"], state
@@ -148,9 +148,12 @@ def test_killed_job_resubmitted_resumes_to_the_uninterrupted_values(tmp_path, qu
 
     again = sweep.submit([killed], **options)
     assert [p["resume"] for p in again] == [True]
-    final = sweep.wait([whole, killed], poll_s=0.5, timeout_s=600, progress=False, **options)
-    assert [s["state"] for s in final] == ["done", "done"], final
-    assert final[1]["attempts"] == 2
-    a, b = sweep.cells_of([whole, killed])
-    assert a["values"] == b["values"], (a["values"], b["values"])  # the driver's resume is bit-exact
-    assert not checkpoint.exists()
+    final = sweep.wait([whole, killed, preempted], poll_s=0.5, timeout_s=600, progress=False, **options)
+    assert [s["state"] for s in final] == ["done"] * 3, final
+    assert [s["attempts"] for s in final] == [1, 2, 1]  # a requeue at preemption is not a retry
+    err, out = Path(final[2]["log"]).read_text(), Path(final[2]["log"]).with_suffix(".out").read_text()
+    assert "Caught signal SIGUSR2" in err, err[-2000:]
+    assert out.count("cell ENOT, D=2, job") == 2 and "resuming from its checkpoint" in out, out[-2000:]
+    a, b, c = sweep.cells_of([whole, killed, preempted])
+    assert a["values"] == b["values"] == c["values"], (a["values"], b["values"], c["values"])  # bit-exact resume
+    assert not killed.path.with_suffix(".ckpt.npz").exists()

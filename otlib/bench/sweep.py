@@ -151,12 +151,18 @@ class CellJob(submitit.helpers.Checkpointable):
         except RuntimeError:
             job_id = "?"
         _write_status(spec, state="running", job_id=job_id, pid=os.getpid(), host=os.uname().nodename)
+        resume = spec.path.with_suffix(".ckpt.npz").exists()
+        print(f"{spec.notebook}: cell {spec.name}, job {job_id}: "
+              + ("resuming from its checkpoint" if resume else "starting"), flush=True)
         try:
             record = hd_table.table_cell(spec.row, spec.dim, budget=spec.budget, folder=Path(spec.folder),
                                          key=jax.random.key(spec.seed), progress=True)
-        except BaseException as err:
+        except Exception as err:
             _write_status(spec, state="failed", job_id=job_id, error=f"{type(err).__name__}: {err}",
                           traceback=traceback.format_exc())
+            raise
+        except BaseException as err:  # submitit's requeue at preemption exits this way, and so does Ctrl-C
+            _write_status(spec, state="interrupted", job_id=job_id, error=f"interrupted ({type(err).__name__})")
             raise
         _write_status(spec, state="done", job_id=job_id)
         return {"row": spec.row, "dim": spec.dim, "values": record["values"]}
