@@ -13,6 +13,7 @@ import json
 import os
 import re
 
+import nbformat
 import pytest
 
 from otlib.report import reproduce
@@ -31,7 +32,10 @@ def test_notebook_form(name):
     assert data["metadata"]["kernelspec"] == reproduce.KERNELSPEC, "JupyterLab rewrites any other kernelspec on open"
     assert "papermill" not in data["metadata"], "strip Papermill run metadata (python -m otlib.reproduce --store)"
     assert "widgets" not in data["metadata"], "no widget state in committed notebooks"
-    assert nb.path.read_text() == reproduce.dump_notebook(data), "Jupyter's JSON layout (indent 1, UTF-8, newline)"
+    text = nb.path.read_text()
+    assert text == reproduce.dump_notebook(data), "Jupyter's JSON layout (indent 1, sorted keys, UTF-8, newline)"
+    assert text == nbformat.writes(nbformat.reads(text, as_version=nbformat.NO_CONVERT)) + "\n", \
+        "saving the notebook unchanged from JupyterLab (nbformat) must give the same bytes"
     cells = data["cells"]
     assert not any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
     assert not any("papermill" in c.get("metadata", {}) for c in cells)

@@ -172,3 +172,19 @@ def test_papermill_without_the_runner_stops_in_the_validation_cell(tmp_path, ove
     assert "check_namespace" in "".join(cells[index]["source"])
     assert error["ename"] == "ParameterError" and f"parameter {override}" in error["evalue"]
     assert len(error["traceback"]) == 1 and "\n" not in error["traceback"][0]
+
+
+@pytest.mark.parametrize("name, override, fragment", [
+    ("w2_benchmark_baselines", "seeds=0", "parameter seeds = 0 is not allowed: it must be ≥ 1"),
+    ("w2_benchmark_baselines", "dims=[3]", "parameter dims[0] = 3 is not allowed: it must be one of 2, 4, 8, 16"),
+    ("w2_benchmark_baselines", "dims=4", "parameter dims = 4 has the wrong type: expected a list of int"),
+    ("w2_benchmark_hd", "enot_steps=-5", "parameter enot_steps = -5 is not allowed: it must be ≥ 1"),
+    ("w2_benchmark_hd", "profile=full", "choose the profile with --profile full"),
+])
+def test_the_runner_refuses_before_any_kernel(monkeypatch, capsys, name, override, fragment):
+    def no_kernel(*args, **kwargs):
+        raise AssertionError("a kernel was started")
+    monkeypatch.setattr(reproduce, "_run_one", no_kernel)
+    assert reproduce.main(["--only", name, "-p", override]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1

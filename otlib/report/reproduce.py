@@ -171,8 +171,9 @@ def strip_run_metadata(nb_json: dict) -> dict:
 
 
 def dump_notebook(nb_json: dict) -> str:
-    """A notebook's JSON as Jupyter writes it (indent 1, UTF-8 text, trailing newline)."""
-    return json.dumps(nb_json, indent=1, ensure_ascii=False) + "\n"
+    """A notebook's JSON as Jupyter writes it (nbformat: indent 1, sorted keys, UTF-8 text, trailing newline),
+    so that opening and saving it in JupyterLab changes no byte."""
+    return json.dumps(nb_json, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
 
 
 # --- processes and temporary files --------------------------------------------------------------------------------
