@@ -77,11 +77,11 @@ def _is_key(leaf: Any) -> bool:
 class _Hashing:
     """A writable file that also feeds what is written to a hash."""
 
-    def __init__(self, f: IO[bytes], digest: Any) -> None:
-        self.f, self.digest = f, digest
+    def __init__(self, f: IO[bytes], hasher: Any) -> None:
+        self.f, self.hasher = f, hasher
 
     def write(self, data: bytes) -> int:
-        self.digest.update(data)
+        self.hasher.update(data)
         return self.f.write(data)
 
 
@@ -96,13 +96,13 @@ def save(path: str | os.PathLike, tree: Any, fingerprint: str, **extra: Any) -> 
     members = [(_META, np.array(meta))]
     members += [(f"leaf_{i:05d}.npy", np.asarray(jax.random.key_data(x) if _is_key(x) else x))
                 for i, x in enumerate(leaves)]
-    digest = hashlib.sha256()
+    hasher = hashlib.sha256()
     with atomic_write(path, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
         for name, array in members:
             with z.open(name, "w", force_zip64=True) as member:
-                np.lib.format.write_array(_Hashing(member, digest), array, allow_pickle=False)
+                np.lib.format.write_array(_Hashing(member, hasher), array, allow_pickle=False)
         with z.open(_SHA, "w") as member:
-            np.lib.format.write_array(member, np.array(digest.hexdigest()), allow_pickle=False)
+            np.lib.format.write_array(member, np.array(hasher.hexdigest()), allow_pickle=False)
 
 
 def _header(z: zipfile.ZipFile, name: str) -> tuple[tuple[int, ...], np.dtype]:
@@ -172,12 +172,12 @@ def restore(path: str | os.PathLike, template: Any, fingerprint: str, *,
             if _META not in names:
                 raise corrupt("no __meta__ record: not a checkpoint written by otlib")
             if _SHA in names:  # checksum first: nothing below reads bytes that were not checked
-                digest = hashlib.sha256()
+                hasher = hashlib.sha256()
                 for name in [n for n in z.namelist() if n != _SHA]:
                     with z.open(name) as f:
                         for block in iter(lambda: f.read(1 << 20), b""):
-                            digest.update(block)
-                if digest.hexdigest() != _text(z, _SHA):
+                            hasher.update(block)
+                if hasher.hexdigest() != _text(z, _SHA):
                     raise corrupt("its checksum does not match its contents: bit-flipped, truncated or edited")
             meta = json.loads(_text(z, _META))
             if not (isinstance(meta, dict) and isinstance(meta.get("fingerprint"), str)
