@@ -49,7 +49,15 @@ def test_solver_recovers_the_closed_form_conjugate(name, quadratic):
         assert float(jnp.linalg.norm(result.x - x_star, axis=-1).max()) <= np.sqrt(DIM) * solver.gtol
         assert float(jnp.abs(result.value - value_star).max()) <= 0.5 * DIM * solver.gtol ** 2 + 1e-4
         assert bool((result.num_iter >= 1).all())  # always at least one step
+        assert bool(result.converged.all())
     assert float(warm.num_iter.mean()) < float(cold.num_iter.mean())
+
+
+def test_a_solve_stopped_by_its_iteration_cap_is_flagged_unconverged(quadratic):
+    f, y, _, _ = quadratic
+    capped = conjugate.conjugates(dataclasses.replace(conjugate.LBFGS_HIGH_PRECISION, max_iter=1, gtol=1e-6), f, y, y)
+    assert not bool(capped.converged.any())
+    np.testing.assert_array_equal(capped.converged, capped.grad_norm < 1e-6)
 
 
 def test_high_precision_is_precise(quadratic):
@@ -116,14 +124,19 @@ def test_normalized_traces_share_each_targets_range():
 
 @pytest.mark.parametrize("name", sorted(SOLVERS))
 def test_working_sets_do_not_change_the_iterates(name, quadratic):
-    # Shrinking working sets only skip finished targets: every target takes the steps of its own solve.
+    # Shrinking working sets only skip finished targets: every target takes the steps of its own solve. The
+    # compiled programs differ, so a target whose gradient norm lands within rounding of gtol may stop one
+    # iteration earlier or later (seen once in 64 targets at gtol 1e-3): it then still meets the tolerance.
     f, y, _, _ = quadratic
     solver = SOLVERS[name]
     one_by_one = jax.jit(jax.vmap(lambda y: solver.solve(f, y, y)))(y)
     for shrink in ((), (4, 16)):
         batch = jax.jit(lambda y: conjugate.conjugates(solver, f, y, shrink=shrink))(y)
-        np.testing.assert_array_equal(batch.num_iter, one_by_one.num_iter)
-        np.testing.assert_allclose(batch.x, one_by_one.x, atol=1e-6)
+        same = np.asarray(batch.num_iter == one_by_one.num_iter)
+        assert same.mean() >= 0.95 and int(jnp.abs(batch.num_iter - one_by_one.num_iter).max()) <= 1
+        np.testing.assert_allclose(batch.x[same], one_by_one.x[same], atol=1e-6)
+        np.testing.assert_allclose(batch.x, one_by_one.x, atol=np.sqrt(DIM) * solver.gtol)
+        assert bool(batch.converged.all()) and bool(one_by_one.converged.all())
     with pytest.raises(ValueError, match="divisors"):
         conjugate.conjugates(solver, f, y, shrink=(0,))
 

@@ -6,7 +6,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import scipy.linalg
 import scipy.stats
 
 from otlib.core.train import train
@@ -16,7 +15,7 @@ from otlib.vegan2017.blur import PrototypeScorer, two_prototypes
 from otlib.vegan2017.classifier import classifier_path, load_classifier
 from otlib.vegan2017.linear_gaussian import (ot_encoder, pot_terms, random_linear_gaussian, solve_linear_gaussian_pot,
                                              w2_to_model)
-from otlib.vegan2017.scores import (SampleScorer, blur_images, bures_w2, frechet_distance, laplacian_sharpness,
+from otlib.vegan2017.scores import (SampleScorer, blur_images, frechet_distance, laplacian_sharpness,
                                     midgray_fraction, reference_scores)
 
 
@@ -58,17 +57,6 @@ def test_gaussian_decoder_term_is_scaled_squared_error_plus_constant():
 
 
 # --- the linear-Gaussian POT bound ----------------------------------------------------------------------
-
-def test_bures_formula_matches_scipy_sqrtm():
-    rng = np.random.default_rng(2)
-    a, b = rng.normal(size=(2, 3, 3))
-    cov1, cov2 = a @ a.T + 0.1 * np.eye(3), b @ b.T + 0.1 * np.eye(3)
-    m1, m2 = rng.normal(size=(2, 3))
-    root = scipy.linalg.sqrtm(cov1)
-    want = np.sum((m1 - m2) ** 2) + np.trace(cov1 + cov2) - 2 * np.trace(scipy.linalg.sqrtm(root @ cov2 @ root)).real
-    got = bures_w2(*(jnp.asarray(v, jnp.float32) for v in (m1, cov1, m2, cov2)))
-    assert float(got) == pytest.approx(want, rel=1e-4)
-
 
 def test_an_encoder_with_matched_marginal_attains_w2():
     # WAE Theorem 1 in the Gaussian case: a linear encoder with Q_Z = P_Z exactly has cost W_2^2(P_X, P_G).

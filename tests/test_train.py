@@ -127,3 +127,42 @@ def test_single_and_batched_seed_paths_agree():
     one = train(method, key, 60, num_seeds=1, chunk_size=30, progress=False)
     assert np.asarray(one.state["params"]["w"]).shape == (1,)
     assert one.history["loss"].shape == (2, 1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The one divergence rule, the step count, one seed out of a run.
+
+def test_freeze_diverged_keeps_the_last_good_state_of_each_member():
+    from otlib.core.train import freeze_diverged, live_mean
+
+    old = {"w": jnp.array([1.0, 2.0, 3.0, 4.0]), "v": jnp.ones((4, 2))}
+    new = {"w": jnp.array([1.5, 2.5, jnp.nan, 4.5]), "v": 2 * jnp.ones((4, 2))}
+    loss = jnp.array([0.1, jnp.inf, 0.2, 10.0])
+    alive = jnp.array([True, True, True, False])
+    state, still = freeze_diverged(alive, loss, new, old, threshold=5.0)
+    # member 0 steps; 1 has an infinite loss; 2 a NaN in its new state; 3 was dead already (and its loss too big)
+    np.testing.assert_array_equal(still, [True, False, False, False])
+    np.testing.assert_array_equal(state["w"], [1.5, 2.0, 3.0, 4.0])
+    np.testing.assert_array_equal(state["v"][:, 0], [2.0, 1.0, 1.0, 1.0])
+    assert float(live_mean(jnp.array([1.0, 5.0, 7.0, 9.0]), still)) == 1.0
+    assert np.isnan(float(live_mean(jnp.ones(4), jnp.zeros(4, bool))))
+
+
+def test_the_step_count_lives_in_the_configuration():
+    base = regression_method()
+    method = Method(base.name, base.init, base.step, base.evaluate, config=base.config, num_steps=40)
+    assert train(method, jax.random.key(0), chunk_size=20, progress=False).steps == 40  # taken from the method
+    with pytest.raises(ValueError, match="schedules 40 steps.*until=60"):
+        train(method, jax.random.key(0), 60, progress=False)
+    early = train(method, jax.random.key(0), until=20, chunk_size=20, progress=False)
+    assert (early.steps, early.num_steps, early.finished) == (20, 40, False)
+    with pytest.raises(ValueError, match="give num_steps"):
+        train(base, jax.random.key(0), progress=False)
+
+
+def test_seed_takes_one_seed_out_of_a_run():
+    result = train(regression_method(), jax.random.key(0), 20, num_seeds=3, chunk_size=20, progress=False)
+    for i in range(3):
+        assert float(result.seed(i)["params"]["w"]) == float(result.state["params"]["w"][i])
+    with pytest.raises(IndexError, match="3 seed"):
+        result.seed(3)

@@ -101,6 +101,21 @@ def test_benchmark_pair(w2bench_data: Path) -> None:
     assert ident == pytest.approx(l2_uvp(lambda z: z, bench, key, 4096), rel=0.02)  # Var(P) ~ Var(Q)
 
 
+def test_chunk_bounds_memory_and_changes_no_sample(w2bench_data: Path) -> None:
+    """The rows scored depend on the key and n alone: any chunk size, and the traceable evaluator, give the
+    same value; the first rows of a larger draw are the rows of a smaller one."""
+    from otlib.w2bench import coupled_sample, evaluator
+
+    bench, key = hd(2), jax.random.key(3)
+    shift = lambda z: 0.9 * z + 0.1  # noqa: E731
+    values = {chunk: l2_uvp(shift, bench, key, 3000, chunk=chunk) for chunk in (1, 1024, 2000, 4096)}
+    assert max(values.values()) - min(values.values()) < 1e-5 * max(values.values()), values
+    traced = jax.jit(evaluator(bench, lambda state, x: shift(x), n=3000))(None, key)
+    assert float(traced["l2_uvp"]) == pytest.approx(values[1024], rel=1e-5)
+    small, large = coupled_sample(bench, key, 1500)[0], coupled_sample(bench, key, 3000)[0]
+    np.testing.assert_array_equal(small, large[:1500])
+
+
 def test_hd_rejects_unknown_dim() -> None:
     with pytest.raises(ValueError, match="2, 4, 8, 16, 32, 64, 128, 256"):
         hd(5)

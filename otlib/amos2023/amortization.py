@@ -24,6 +24,8 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from otlib.ot import conjugate
+
 __all__ = ["Terms", "Amortization", "LOSSES", "ROWS", "row", "objective_loss", "regression_loss",
            "cycle_loss", "no_loss"]
 
@@ -105,15 +107,16 @@ class Amortization:
 
     Attributes:
       loss: a :data:`LOSSES` name.
-      finetune: the :data:`otlib.ot.conjugate.SOLVERS` name that refines H's prediction during training,
-        or None (the prediction is used as is).
+      finetune: the conjugate solver that refines H's prediction during training (an object of
+        :mod:`otlib.ot.conjugate`, e.g. :data:`~otlib.ot.conjugate.LBFGS_PAPER`), or None (the prediction is
+        used as is).
       label: the row label of the paper's tables.
       cycle_trains_potential: for the cycle loss without fine-tuning (W2GN): theta learns from the
         cycle and the inverse cycle term is added (``regularize_D``, w2ot §2).
     """
 
     loss: str
-    finetune: Optional[str]
+    finetune: Optional[conjugate.ConjugateSolver]
     label: str
     cycle_trains_potential: bool = False
 
@@ -122,7 +125,7 @@ class Amortization:
             raise ValueError(f"unknown amortization loss {self.loss!r}; choose one of {sorted(LOSSES)}")
         if self.loss in ("regression", "none") and self.finetune is None:
             raise ValueError(f"the {self.loss!r} amortization needs a fine-tuning solver (w2ot §2: it regresses "
-                             "onto, or relies on, the solver's output); set finetune='lbfgs'")
+                             "onto, or relies on, the solver's output); set finetune=otlib.ot.conjugate.LBFGS_PAPER")
 
     def __call__(self, terms: Terms) -> jax.Array:
         return LOSSES[self.loss](terms, cycle_trains_potential=self.cycle_trains_potential)
@@ -131,13 +134,13 @@ class Amortization:
 ROWS: dict[str, Amortization] = {
     "cycle_none": Amortization("cycle", None, "Cycle & None", cycle_trains_potential=True),
     "objective_none": Amortization("objective", None, "Objective & None"),
-    "cycle_lbfgs": Amortization("cycle", "lbfgs", "Cycle & L-BFGS"),
-    "objective_lbfgs": Amortization("objective", "lbfgs", "Objective & L-BFGS"),
-    "regression_lbfgs": Amortization("regression", "lbfgs", "Regression & L-BFGS"),
-    "cycle_adam": Amortization("cycle", "adam", "Cycle & Adam"),
-    "objective_adam": Amortization("objective", "adam", "Objective & Adam"),
-    "regression_adam": Amortization("regression", "adam", "Regression & Adam"),
-    "none_lbfgs": Amortization("none", "lbfgs", "None & L-BFGS"),
+    "cycle_lbfgs": Amortization("cycle", conjugate.LBFGS_PAPER, "Cycle & L-BFGS"),
+    "objective_lbfgs": Amortization("objective", conjugate.LBFGS_PAPER, "Objective & L-BFGS"),
+    "regression_lbfgs": Amortization("regression", conjugate.LBFGS_PAPER, "Regression & L-BFGS"),
+    "cycle_adam": Amortization("cycle", conjugate.ADAM_PAPER, "Cycle & Adam"),
+    "objective_adam": Amortization("objective", conjugate.ADAM_PAPER, "Objective & Adam"),
+    "regression_adam": Amortization("regression", conjugate.ADAM_PAPER, "Regression & Adam"),
+    "none_lbfgs": Amortization("none", conjugate.LBFGS_PAPER, "None & L-BFGS"),
 }
 """The paper's rows (w2ot §1a; config names ``w2gn``, ``objective``, ``w2gn_finetune``,
 ``objective_finetune``, ``regression``, ``none``), keyed ``<loss>_<solver>``."""

@@ -36,7 +36,7 @@ from otlib.amos2023 import w2ot as w2ot_method
 from otlib.amos2023.w2ot import W2OTConfig, W2OTState
 from otlib.amos2023.plots2d import DualMaps
 from otlib.ot.sinkhorn import EPSILON, MAX_ITERATIONS, sinkhorn_divergence
-from otlib.core.train import DIVERGENCE_THRESHOLD, RunResult
+from otlib.core.train import DIVERGENCE_THRESHOLD, RunResult, freeze_diverged, live_mean
 
 __all__ = [
     "EPSILON_SCALES",
@@ -165,32 +165,22 @@ def w2ot_pairs(config: W2OTConfig, names: Sequence[str] = AMOS_PAIRS, *, pair_ax
     def step(state: PairsState, key: jax.Array) -> tuple[PairsState, dict[str, jax.Array]]:
         keys = jax.random.split(key, len(pairs))
         new, metrics = over_pairs(pair_step)(index, state.w2ot, keys)
-        loss = metrics["loss"]
-        alive = state.alive & jnp.isfinite(loss) & (jnp.abs(loss) <= divergence_threshold)
-
-        def keep(new_leaf: jax.Array, old_leaf: jax.Array) -> jax.Array:
-            return jnp.where(alive.reshape(alive.shape + (1,) * (new_leaf.ndim - 1)), new_leaf, old_leaf)
-
-        def live_mean(values: jax.Array) -> jax.Array:
-            return jnp.sum(jnp.where(alive, values, 0.0)) / jnp.maximum(jnp.sum(alive), 1)
-
-        out = {"loss": jnp.where(alive.any(), live_mean(loss), jnp.nan),
-               "dual_objective": live_mean(metrics["dual_objective"]),
-               "solver_iterations": live_mean(metrics["solver_iterations"]),
+        w2ot, alive = freeze_diverged(state.alive, metrics["loss"], new, state.w2ot, threshold=divergence_threshold)
+        out = {"loss": live_mean(metrics["loss"], alive),
+               "dual_objective": live_mean(metrics["dual_objective"], alive),
+               "solver_iterations": live_mean(metrics["solver_iterations"], alive),
                "pairs_alive": jnp.sum(alive).astype(jnp.float32)}
         out |= {f"dual_objective/{p.name}": jnp.where(alive[i], metrics["dual_objective"][i], jnp.nan)
                 for i, p in enumerate(pairs)}
-        return PairsState(jax.tree.map(keep, new, state.w2ot), alive, state.restart), out
+        return PairsState(w2ot, alive, state.restart), out
 
     return Method(name=f"w2ot-{config.potential}-{len(pairs)}-pairs", init=init, step=step,
-                  config=(config, tuple(names), tuple(restart)))
+                  config=(config, tuple(names), tuple(restart)), num_steps=config.num_steps)
 
 
 def pair_states(result: RunResult, seed: int = 0) -> PairsState:
     """The :class:`PairsState` of one seed of a :func:`otlib.core.train.train` run of :func:`w2ot_pairs`."""
-    if not 0 <= seed < result.num_seeds:
-        raise ValueError(f"seed must be in [0, {result.num_seeds}), got {seed}")
-    return jax.tree.map(lambda a: a[seed], result.state)
+    return result.seed(seed)
 
 
 # ----------------------------------------------------------------------------------------------------

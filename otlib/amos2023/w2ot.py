@@ -37,16 +37,22 @@ from otlib.ot import conjugate
 from otlib.ot.conjugate import ConjugateResult, ConjugateSolver
 from otlib.nn.icnn import ICNN, hd_widths
 from otlib.core.method import Method, Sampler
+from otlib.nn.conv import CONV_WIDTHS, ConvPotential
 from otlib.nn.nets import InitNN, PotentialMLP
-from otlib.w2bench.metrics import unexplained_variance
+from otlib.ot.maps import TransportMap
 
-__all__ = ["W2OTConfig", "DEVICE_SCHEDULES", "for_device", "W2OTState", "POTENTIALS", "w2ot", "networks", "potential", "transport", "amortize",
-           "inverse", "solve_conjugates", "dual_loss", "hd_evaluate", "finetune_solver", "eval_solver"]
+__all__ = ["W2OTConfig", "DEVICE_SCHEDULES", "for_device", "celeba_config", "GRADIENT_AMORTIZERS", "W2OTState", "POTENTIALS", "w2ot", "networks", "potential", "transport", "amortize",
+           "inverse", "solve_conjugates", "dual_loss", "w2_estimate", "transport_map"]
 
 Params = Any
 
-POTENTIALS: dict[str, type[nn.Module]] = {"icnn": ICNN, "nn": PotentialMLP}
-"""Potential models by the reference code's names (w2ot §3): convex ICNN, or the non-convex MLP "NN"."""
+POTENTIALS: dict[str, type[nn.Module]] = {"icnn": ICNN, "nn": PotentialMLP, "conv": ConvPotential}
+"""Potential models by the reference code's names (w2ot §3): convex ICNN, the non-convex MLP "NN", or the
+conv potential of the CelebA64 benchmark (flattened 64x64 images)."""
+
+GRADIENT_AMORTIZERS = ("conv",)
+"""Potentials whose amortization model H is a network of the same class used through its gradient,
+x0 = grad H(y), and starts as a copy of the pretrained potential (Amos's image benchmark)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +66,11 @@ class W2OTConfig:
       amortizer_widths: hidden widths of H; None for the same rule as ``widths``.
       amortizer_act: H's activation.
       amortization: a row of :data:`otlib.amos2023.amortization.ROWS` (loss and fine-tuning solver).
-      conjugate_solver: a :data:`otlib.ot.conjugate.SOLVERS` name replacing the row's solver (e.g.
-        ``"lbfgs_high_precision"``, the reference ``train.yaml`` default; ``"lbfgs_backtracking"``, the
-        row's ``"lbfgs"`` steps evaluated one at a time, faster on a CPU); None keeps the row's. Rows
-        without fine-tuning use it (default ``"lbfgs"``) only to evaluate the inverse map.
+      conjugate_solver: a conjugate solver (an object of :mod:`otlib.ot.conjugate`, or its
+        :data:`~otlib.ot.conjugate.SOLVERS` name, as a notebook parameter spells it) replacing the row's
+        solver: e.g. ``LBFGS_HIGH_PRECISION``, the reference ``train.yaml`` default, or
+        ``LBFGS_BACKTRACKING``, the row's L-BFGS steps evaluated one at a time (faster on a CPU); None keeps
+        the row's. Rows without fine-tuning use it (default ``LBFGS_PAPER``) only for the inverse map.
       learning_rate: AdamW's initial step size, cosine-decayed over ``num_steps`` to ``alpha`` times it.
       b1, b2, weight_decay, alpha: AdamW and schedule settings.
       batch_size: samples of each measure per step.
@@ -86,7 +93,7 @@ class W2OTConfig:
     amortizer_widths: Optional[tuple[int, ...]] = None  # InitNN [2b, 2b, b] in the HD configs
     amortizer_act: str = "elu"  # InitNN default
     amortization: str = "regression_lbfgs"  # the paper's best row (w2ot §9)
-    conjugate_solver: Optional[str] = None  # None: the row's ("lbfgs" = lbfgs.yaml, README runs)
+    conjugate_solver: Optional[ConjugateSolver] = None  # None: the row's (LBFGS_PAPER = lbfgs.yaml)
     learning_rate: float = 5e-4  # HD config table
     b1: float = 0.5  # optax.adamw(b1=0.5, b2=0.5) of the reference trainer
     b2: float = 0.5
@@ -110,8 +117,8 @@ class W2OTConfig:
         if self.potential not in POTENTIALS:
             raise ValueError(f"unknown potential {self.potential!r}; choose one of {sorted(POTENTIALS)}")
         amortization.row(self.amortization)
-        if self.conjugate_solver is not None:
-            conjugate.solver(self.conjugate_solver)
+        if isinstance(self.conjugate_solver, str):  # a notebook parameter or a command-line name
+            object.__setattr__(self, "conjugate_solver", conjugate.solver(self.conjugate_solver))
         if self.batch_size < 1 or self.num_steps < 1 or self.pretrain_steps < 0:
             raise ValueError(f"need batch_size >= 1, num_steps >= 1, pretrain_steps >= 0; got {self.batch_size}, "
                              f"{self.num_steps}, {self.pretrain_steps}")
@@ -121,10 +128,20 @@ class W2OTConfig:
         """The amortization row (loss, fine-tuning solver, paper label)."""
         return amortization.row(self.amortization)
 
+    @property
+    def finetune_solver(self) -> Optional[ConjugateSolver]:
+        """The solver that fine-tunes H's prediction during training, or None (the row does not fine-tune)."""
+        return None if self.row.finetune is None else self.conjugate_solver or self.row.finetune
 
-DEVICE_SCHEDULES: dict[str, str] = {
-    "cpu": "lbfgs_backtracking",
-    "gpu": "lbfgs",
+    @property
+    def inverse_solver(self) -> ConjugateSolver:
+        """The solver of the inverse map grad f*(y) (the training one; the paper's L-BFGS for rows without)."""
+        return self.conjugate_solver or self.row.finetune or conjugate.LBFGS_PAPER
+
+
+DEVICE_SCHEDULES: dict[str, ConjugateSolver] = {
+    "cpu": conjugate.LBFGS_BACKTRACKING,
+    "gpu": conjugate.LBFGS_PAPER,
 }
 """The execution schedule of the paper's L-BFGS (lbfgs.yaml: gtol 0.1, Armijo over 1.5^-k, k < 10) by
 platform. Both accept the same steps; a GPU evaluates every step size at once (parallel Armijo, one
@@ -132,28 +149,31 @@ iteration per tick of :func:`otlib.ot.conjugate.conjugates`), a CPU tries them o
 faster there at D = 64: most iterations accept the first step size)."""
 
 
+def celeba_config(**overrides: Any) -> W2OTConfig:
+    """Amos's CelebA64-benchmark settings (his ``image_benchmark`` config; w2ot §3 config table): the conv
+    potential for f and H (H through its gradient, starting as a copy of the pretrained f), ELU, AdamW
+    from 1e-4, 50001 steps of batch 64, identity pretraining at 1e-4 on [-1, 1], cycle weight 1e4."""
+    base = {"potential": "conv", "act": "elu", "amortizer_act": "elu", "learning_rate": 1e-4, "pretrain_lr": 1e-4,
+            "num_steps": 50_001, "batch_size": 64, "pretrain_bounds": (-1.0, 1.0), "cycle_weight": 1e4}
+    return W2OTConfig(**{**base, **overrides})
+
+
 def for_device(config: W2OTConfig, platform: Optional[str] = None) -> W2OTConfig:
     """``config`` with the L-BFGS execution schedule of :data:`DEVICE_SCHEDULES` for ``platform``
     (default: JAX's backend), unless it already names a solver or the row fine-tunes with another."""
-    if config.conjugate_solver is not None or config.row.finetune not in (None, "lbfgs"):
+    if config.conjugate_solver is not None or config.row.finetune not in (None, conjugate.LBFGS_PAPER):
         return config
     solver = DEVICE_SCHEDULES.get(platform or jax.default_backend(), DEVICE_SCHEDULES["gpu"])
     return dataclasses.replace(config, conjugate_solver=solver)
 
 
-def finetune_solver(config: W2OTConfig) -> Optional[ConjugateSolver]:
-    """The solver that fine-tunes H's prediction during training, or None (the row does not fine-tune)."""
-    name = config.row.finetune
-    return None if name is None else conjugate.solver(config.conjugate_solver or name)
-
-
-def eval_solver(config: W2OTConfig) -> ConjugateSolver:
-    """The solver of the inverse map at evaluation (the training one; ``lbfgs`` for rows without)."""
-    return conjugate.solver(config.conjugate_solver or config.row.finetune or "lbfgs")
-
-
-def networks(config: W2OTConfig, dim: int) -> tuple[nn.Module, InitNN]:
-    """The potential f and the amortization model H for data in R^dim."""
+def networks(config: W2OTConfig, dim: int) -> tuple[nn.Module, nn.Module]:
+    """The potential f and the amortization model H for data in R^dim (for ``"conv"``, H is a second
+    :class:`~otlib.nn.conv.ConvPotential` whose gradient is the prediction, :data:`GRADIENT_AMORTIZERS`)."""
+    if config.potential in GRADIENT_AMORTIZERS:
+        widths = config.widths or CONV_WIDTHS
+        return (POTENTIALS[config.potential](widths=widths, act=config.act),
+                POTENTIALS[config.potential](widths=config.amortizer_widths or widths, act=config.amortizer_act))
     f = POTENTIALS[config.potential](widths=config.widths or hd_widths(dim), act=config.act)
     h = InitNN(widths=config.amortizer_widths or hd_widths(dim), act=config.amortizer_act)
     return f, h
@@ -178,7 +198,10 @@ def _f(config: W2OTConfig, theta: Params, x: jax.Array) -> jax.Array:
 
 
 def _h(config: W2OTConfig, phi: Params, y: jax.Array) -> jax.Array:
-    return networks(config, y.shape[-1])[1].apply({"params": phi}, y)
+    h = networks(config, y.shape[-1])[1]
+    if config.potential in GRADIENT_AMORTIZERS:
+        return jax.grad(lambda z: jnp.sum(h.apply({"params": phi}, z)))(y)
+    return h.apply({"params": phi}, y)
 
 
 def _grad_f(config: W2OTConfig, theta: Params, x: jax.Array) -> jax.Array:
@@ -215,10 +238,10 @@ def inverse(state: W2OTState, y: jax.Array, solver: Optional[ConjugateSolver] = 
     """The inverse map grad f*(y): the conjugate solved for each row of y, warm-started from H(y)
     (and from y too with ``restart_from_target``).
 
-    ``solver`` defaults to :func:`eval_solver`; the map is ``.x`` of the result, f*(y) is ``.value``.
+    ``solver`` defaults to the configuration's ``inverse_solver``; the map is ``.x`` of the result, f*(y) is ``.value``.
     """
     f = lambda x: _f(state.config, state.theta, x)  # noqa: E731
-    return solve_conjugates(state.config, solver or eval_solver(state.config), f, y, amortize(state, y))
+    return solve_conjugates(state.config, solver or state.config.inverse_solver, f, y, amortize(state, y))
 
 
 def dual_loss(f: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array, x_hat: jax.Array) -> jax.Array:
@@ -271,14 +294,15 @@ def w2ot(config: W2OTConfig, sample_source: Sampler, sample_target: Sampler, *, 
       sample_source, sample_target: samplers ``sample(key, n) -> (n, dim)``.
       dim: the dimension.
       eval_fn: optional ``eval_fn(state, key) -> dict of scalars`` run between chunks, e.g.
-        :func:`hd_evaluate` on a benchmark pair (jitted and vmapped by the driver).
+        :func:`otlib.w2bench.evaluator` on a benchmark pair (jitted and vmapped by the driver).
 
     The step's metrics: ``loss`` (dual + amortization), ``dual_objective`` (-dual loss, the reference
-    code's ``dual_obj``), ``amortization_loss`` and ``solver_iterations`` (mean over the batch, of the kept solve; 0
-    without fine-tuning).
+    code's ``dual_obj``), ``amortization_loss``, ``solver_iterations`` (mean over the batch, of the kept solve; 0
+    without fine-tuning) and ``solver_converged`` (the fraction of the batch's conjugates that met the solver's
+    tolerance; 1 without fine-tuning).
     """
     row = config.row
-    solver = finetune_solver(config)
+    solver = config.finetune_solver
     tx = _optimizer(config)
     cycle_weight = float(dim if config.cycle_weight is None else config.cycle_weight)
     f_apply = lambda theta, x: _f(config, theta, x)  # noqa: E731
@@ -291,6 +315,8 @@ def w2ot(config: W2OTConfig, sample_source: Sampler, sample_target: Sampler, *, 
         theta = f_net.init(key_f, x)["params"]
         phi = h_net.init(key_h, x)["params"]
         theta = _pretrain_identity(config, theta, key_pre, dim)
+        if config.potential in GRADIENT_AMORTIZERS and config.amortizer_widths in (None, config.widths):
+            phi = theta  # H = a copy of the pretrained f, so grad H = id at the start
         return W2OTState(theta, phi, tx.init((theta, phi)), config)
 
     def loss_fn(params, x, y, x_hat):
@@ -307,46 +333,40 @@ def w2ot(config: W2OTConfig, sample_source: Sampler, sample_target: Sampler, *, 
         y = sample_target(key_y, config.batch_size)
         x_init = h_apply(state.phi, y)
         if solver is None:
-            x_hat, iterations = x_init, jnp.zeros(())
+            x_hat, iterations, converged = x_init, jnp.zeros(()), jnp.ones(())
         else:
             result = solve_conjugates(config, solver, lambda z: f_apply(state.theta, z), y, x_init,
                                       shrink=conjugate.SHRINK)
             x_hat, iterations = result.x, jnp.mean(result.num_iter.astype(jnp.float32))
+            converged = jnp.mean(result.converged.astype(jnp.float32))
         params = (state.theta, state.phi)
         (loss, (dual, amortization_loss)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, x, y, jax.lax.stop_gradient(x_hat))
         updates, opt_state = tx.update(grads, state.opt_state, params)
         theta, phi = optax.apply_updates(params, updates)
         metrics = {"loss": loss, "dual_objective": -dual, "amortization_loss": amortization_loss,
-                   "solver_iterations": iterations}
+                   "solver_iterations": iterations, "solver_converged": converged}
         return W2OTState(theta, phi, opt_state, config), metrics
 
     name = f"w2ot-{config.potential}-{config.amortization}"
-    return Method(name=name, init=init, step=step, evaluate=eval_fn, config=config)
+    return Method(name=name, init=init, step=step, evaluate=eval_fn, config=config, num_steps=config.num_steps)
 
 
 # ----------------------------------------------------------------------------------------------------
-# Evaluation on a W2-benchmark pair.
+# The trained maps and the W2 estimate.
 
-def hd_evaluate(bench: Any, n: int = 2 ** 14, *, n_inverse: int = 1024
-                ) -> Callable[[W2OTState, jax.Array], dict[str, jax.Array]]:
-    """An ``eval_fn`` for a W2-benchmark pair (:func:`otlib.w2bench.hd`).
+def w2_estimate(state: W2OTState, x: jax.Array, y: jax.Array) -> jax.Array:
+    """The dual estimate of ½W₂²(α, β) from samples x ~ α, y ~ β (Amos 2023, Eq. 2 with the Brenier potential f):
 
-    Returns ``l2_uvp`` (forward, 100 E||grad f(X) - T*(X)||^2 / Var(Q) on n draws: the definition of
-    :func:`otlib.w2bench.l2_uvp`, written traceably so the driver can jit and vmap it over seeds),
-    ``l2_uvp_inverse`` (100 E||grad f*(Y) - X||^2 / Var(P) on ``n_inverse`` pairs Y = T*(X), the
-    fine-tuned conjugate warm-started from H) and ``solver_iterations`` (that solve's mean iterations).
-    Both draw their pairs with ``key``: ``evaluate(state, fold_in(k, 0))`` is ``l2_uvp(..., k, n)`` for
-    n up to its chunk size.
+        ½W₂² = E½‖x‖² + E½‖y‖² − (E f(x) + E f*(y)),
+
+    with f*(y) from the conjugate solve of :func:`inverse`. Twice it is OTT-JAX's W₂² (cost ‖x − y‖²).
     """
+    dual = jnp.mean(potential(state, x)) + jnp.mean(inverse(state, y).value)
+    return 0.5 * jnp.mean(jnp.sum(x ** 2, -1)) + 0.5 * jnp.mean(jnp.sum(y ** 2, -1)) - dual
 
-    def evaluate(state: W2OTState, key: jax.Array) -> dict[str, jax.Array]:
-        x, y = bench.sample_pair(key, n)
-        forward = unexplained_variance(transport(state, x), y, bench.var_target)
-        x, y = bench.sample_pair(key, n_inverse)
-        solved = inverse(state, y)
-        backward = unexplained_variance(solved.x, x, bench.var_source)
-        return {"l2_uvp": forward, "l2_uvp_inverse": backward,
-                "solver_iterations": jnp.mean(solved.num_iter.astype(jnp.float32))}
 
-    return evaluate
+def transport_map(state: W2OTState) -> TransportMap:
+    """The trained maps of one seed: T = grad f, T⁻¹ = grad f* (a conjugate solve), and :func:`w2_estimate`."""
+    return TransportMap(state, f"W2OT {state.config.potential}", transport, lambda s, y: inverse(s, y).x,
+                        w2_estimate)

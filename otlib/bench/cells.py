@@ -15,8 +15,8 @@ cell that another run is computing stops at once with :class:`CellBusyError` nam
 other process (or, with ``wait=True``, waits for it), so two runs never write one cell or its checkpoint
 at once. The lock files stay (removing one while another process waits on it would let two hold it).
 
-Published values carry their provenance tag from the digests: ``[poster]`` read from the official
-poster, ``[S]`` second-hand (quoted by a later paper, not checked against the original PDF).
+Published values carry a provenance tag: ``[poster]`` read from the official poster of Korotin et al.
+(2021) (``poster/W2B_poster.svg`` in ``iamalexkorotin/Wasserstein2Benchmark``), ``[S]`` second-hand (quoted by a later paper, not checked against the original PDF).
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ import numpy as np
 from otlib.core.checkpoint import CheckpointMismatchError
 from otlib.core.files import atomic_write_text
 from otlib.core.method import Method
+from otlib.core.summary import format_mean_std, mean_std
 from otlib.core.train import train
+from otlib.w2bench.published import PUBLISHED_HD
 
 __all__ = ["run_cell", "store_cell", "cell_matches", "load_cell", "cell_path", "cell_problem", "cell_lock",
            "CellBusyError", "InvalidCellWarning", "format_cell", "mean_std", "PUBLISHED_HD"]
@@ -56,26 +58,6 @@ class InvalidCellWarning(UserWarning):
     """A stored cell record failed validation; it is not used and the cell is recomputed."""
 
 
-PUBLISHED_HD: dict[str, dict] = {
-    "ENOT": {"source": "Buzun et al. (2024), Table 2 [S]",
-             "values": {2: 0.02, 4: 0.03, 8: 0.14, 16: 0.24, 32: 0.67, 64: 0.56, 128: 0.30, 256: 0.51}},
-    "W2OT best": {"source": "Amos (2023) best row, as reprinted by Buzun et al. (2024) [S]",
-                  "values": {2: 0.03, 4: 0.22, 8: 0.60, 16: 0.80, 32: 2.09, 64: 2.08, 128: 0.67, 256: 0.65}},
-    "W2GN (Korotin)": {"source": "Korotin et al. (2021) row ⌊W2⌉ [poster]",
-                       "values": {2: 0.1, 4: 0.7, 8: 2.6, 16: 3.3, 32: 6.0, 64: 7.2, 128: 2.0, 256: 2.7}},
-    "MM (Korotin)": {"source": "Korotin et al. (2021) row ⌊MM⌉ [poster]",
-                     "values": {2: 0.1, 4: 0.3, 8: 0.9, 16: 2.2, 32: 4.2, 64: 3.2, 128: 3.1, 256: 4.1}},
-    "linear": {"source": "Korotin et al. (2021) row ⌊L⌉ [poster]",
-               "values": {2: 14.1, 4: 14.9, 8: 27.3, 16: 41.6, 32: 55.3, 64: 63.9, 128: 63.6, 256: 67.4}},
-    "identity": {"source": "Korotin et al. (2021) row ⌊ID⌉ [poster]",
-                 "values": {2: 32.7, 4: 42.0, 8: 58.6, 16: 87.0, 32: 121.0, 64: 137.0, 128: 145.0, 256: 153.0}},
-}
-"""HD benchmark forward L2-UVP (%) published per row and D (digests w2bench §5.1, enot §5.1).
-
-Amos (2023)'s own per-row cells are not in the digests (marked [U] there): the notebook shows the best
-W2OT row as ENOT reprints it, and says so.
-"""
-
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -88,7 +70,7 @@ _CHECKSUM = "sha256"
 _OPTIONAL_NUMBERS = ("train_s", "compile_s", "wall_s", "steps_per_s", "ms_per_step")
 
 
-def _digest(record: dict) -> str:
+def _record_hash(record: dict) -> str:
     """SHA-256 of a record without its checksum field (canonical JSON: sorted keys, no spaces)."""
     body = {k: v for k, v in record.items() if k != _CHECKSUM}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -110,7 +92,7 @@ def cell_problem(record: Any, row: str, dim: int) -> Optional[str]:
     if missing:
         return (f"no {_CHECKSUM} (written by hand or by an older otlib)" if missing == [_CHECKSUM]
                 else f"missing {', '.join(missing)}")
-    if record[_CHECKSUM] != _digest(record):
+    if record[_CHECKSUM] != _record_hash(record):
         return "its checksum does not match its contents (edited or damaged)"
     if record["row"] != row or record["dim"] != dim or not _is_int(record["dim"]):
         return f"it is the record of row {str(record['row'])[:80]!r}, D={str(record['dim'])[:20]}"
@@ -165,7 +147,7 @@ def store_cell(folder: Path, row: str, dim: int, record: dict) -> dict:
     record = {"row": row, "dim": dim, **{k: v for k, v in record.items() if k != _CHECKSUM}}
     with cell_lock(folder, row, dim, wait=True):
         atomic_write_text(cell_path(folder, row, dim),
-                          json.dumps({**record, _CHECKSUM: _digest(record)}, indent=1) + "\n")
+                          json.dumps({**record, _CHECKSUM: _record_hash(record)}, indent=1) + "\n")
     return record
 
 
@@ -295,20 +277,12 @@ def _run_cell_locked(folder: Path, row: str, dim: int, build: Callable[[], Metho
     return record
 
 
-def mean_std(values: Sequence[Optional[float]]) -> tuple[float, float, int]:
-    """Mean and population std (numpy's default, as Amos's analysis script) of the non-diverged values."""
-    finite = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if finite.size == 0:
-        return math.nan, math.nan, 0
-    return float(finite.mean()), float(finite.std()), int(finite.size)
-
-
 def format_cell(values: Sequence[Optional[float]], *, digits: int = 2) -> str:
     """``"mean ± std"`` over seeds; ``">100"`` when every seed diverged or the mean exceeds 100 (Amos 2023);
     a trailing ``"†k"`` counts seeds that diverged while others did not."""
-    mean, std, ok = mean_std(values)
+    mean, _, ok = mean_std(values)
     if ok == 0 or mean > 100:
         return ">100"
-    text = f"{mean:.{digits}f} ± {std:.{digits}f}"
+    text = format_mean_std(values, fmt=f".{digits}f")
     lost = len(values) - ok
     return text + (f" †{lost}" if lost else "")

@@ -182,7 +182,7 @@ def race_otlib(config: ENOTConfig, bench: Any, steps: int, seed: int, *, chunk_s
     method = enot(config, bench.sample_source, bench.sample_target, dim=bench.dim)
     result = train(method, jax.random.key(seed), steps, chunk_size=chunk_size, progress=False,
                    after_chunk=after_chunk)
-    state = jax.tree.map(lambda a: a[0], result.state)
+    state = result.seed(0)
     return {"steps_per_s": result.steps_per_s, "train_s": result.train_s, "steps": result.steps,
             "diverged": bool(result.diverged[0]), "method": method, "state": state,
             "l2_uvp": math.nan if result.diverged[0] else _l2_uvp_of(lambda x: transport(state, x), bench, seed)}

@@ -77,7 +77,8 @@ def _w2ot_builder(potential: str, row: str) -> Callable[[object, Budget], Method
             potential=potential, amortization=row, num_steps=budget.w2ot_steps,
             pretrain_steps=budget.w2ot_pretrain_steps, batch_size=budget.batch_size))
         return w2ot_method.w2ot(config, bench.sample_source, bench.sample_target, dim=bench.dim,
-                                eval_fn=w2ot_method.hd_evaluate(bench, budget.n_eval))
+                                eval_fn=w2bench.evaluator(bench, w2ot_method.transport, w2ot_method.inverse,
+                                                          n=budget.n_eval, n_inverse=1024))
     return build
 
 
@@ -85,7 +86,7 @@ def _enot_builder(bench, budget: Budget) -> Method:
     config = enot_method.paper_hd_config(num_steps=budget.enot_steps, hidden=tuple(budget.enot_hidden),
                                          batch_size=budget.batch_size)
     return enot_method.enot(config, bench.sample_source, bench.sample_target, dim=bench.dim,
-                            eval_fn=enot_method.hd_evaluate(bench, budget.n_eval))
+                            eval_fn=w2bench.evaluator(bench, enot_method.transport, enot_method.inverse, n=budget.n_eval))
 
 
 _AMOS_ROWS = ("cycle_none", "objective_none", "cycle_lbfgs", "objective_lbfgs", "regression_lbfgs")

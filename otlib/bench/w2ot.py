@@ -72,8 +72,8 @@ def _run_otlib(bench: Any, args: argparse.Namespace, key: jax.Array) -> tuple[fl
                         batch_size=args.batch,
                         pretrain_steps=args.pretrain_steps)
     method = w2ot(config, bench.sample_source, bench.sample_target, dim=args.dim)
-    result = train(method, key, args.steps, chunk_size=args.steps, progress=False)
-    state = jax.tree.map(lambda a: a[0], result.state)
+    result = train(method, key, until=args.steps, chunk_size=args.steps, progress=False)
+    state = result.seed(0)
     uvp = w2bench.l2_uvp(jax.jit(lambda x: transport(state, x)), bench, jax.random.key(args.seed + 1), args.eval_n)
     return result.steps_per_s, result.compile_s, uvp
 
@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps < 1 or args.batch < 1:
         raise SystemExit(f"--steps and --batch must be positive, got {args.steps} and {args.batch}")
     platform = jax.devices()[0].platform
-    args.solver = args.solver or DEVICE_SCHEDULES.get(platform, DEVICE_SCHEDULES["gpu"])
-    bench = w2bench.hd(args.dim)
+    default = DEVICE_SCHEDULES.get(platform, DEVICE_SCHEDULES["gpu"])
+    args.solver = args.solver or next(name for name, s in conjugate.SOLVERS.items() if s == default)
     solver = conjugate.solver(args.solver)
+    bench = w2bench.hd(args.dim)
     widths = list(hd_widths(args.dim))
     print(f"W2OT race on the W2 benchmark HD pair D={args.dim} ({platform}): Regression & L-BFGS, "
           f"MLP potential and residual MLP amortizer {widths}, batch {args.batch}, {args.steps} steps, "

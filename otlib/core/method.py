@@ -43,6 +43,8 @@ class Method:
       evaluate: optional ``evaluate(state, key) -> metrics``, run between chunks.
       config: the configuration the method was built from (any hashable record); the driver writes
         its ``repr`` into checkpoints so a run never resumes from another configuration's state.
+      num_steps: the step count the configuration schedules (its learning-rate schedule's length), or
+        ``None`` when nothing in the method depends on it; the driver trains exactly that many steps.
     """
 
     name: str
@@ -50,3 +52,4 @@ class Method:
     step: Callable[[State, jax.Array], tuple[State, Metrics]]
     evaluate: Optional[Callable[[State, jax.Array], Metrics]] = None
     config: Any = None
+    num_steps: Optional[int] = None

@@ -1,6 +1,6 @@
 """The one driver: any :class:`~otlib.core.method.Method`, seeds vmapped, steps scanned, runs resumable.
 
-``train(method, key, num_steps, num_seeds=...)`` does, in order:
+``train(method, key, num_seeds=...)`` does, in order:
 
 1. split ``key`` into one init key and one training key per seed and ``vmap`` ``method.init``;
 2. run the steps in chunks; each chunk is one compiled ``jax.lax.scan`` over ``vmap(method.step)``,
@@ -34,7 +34,7 @@ from otlib.core import checkpoint as ckpt
 from otlib.core.method import Method
 from otlib.core.progress import progress_bar
 
-__all__ = ["train", "RunResult", "DIVERGENCE_THRESHOLD"]
+__all__ = ["train", "RunResult", "DIVERGENCE_THRESHOLD", "freeze_diverged", "live_mean"]
 
 DIVERGENCE_THRESHOLD = 1e5
 """|loss| above this (or NaN) ends a seed as diverged (Amos 2023, w2ot ``run_train``)."""
@@ -79,6 +79,12 @@ class RunResult:
     def finished(self) -> bool:
         return self.steps >= self.num_steps or bool(self.diverged.all())
 
+    def seed(self, i: int) -> Any:
+        """The final training state of seed ``i`` (the stacked states without their seed axis)."""
+        if not -self.num_seeds <= i < self.num_seeds:
+            raise IndexError(f"seed {i} out of range: this run trained {self.num_seeds} seed(s)")
+        return jax.tree.map(lambda a: a[i], self.state)
+
     def final(self, name: str) -> np.ndarray:
         """The last evaluation of ``name`` per seed, NaN for diverged seeds."""
         if name not in self.evals:
@@ -102,9 +108,32 @@ class RunResult:
 
 
 def _all_finite(tree) -> jax.Array:
-    """Per seed (leading axis): whether every floating-point value of ``tree`` is finite."""
+    """Per member (leading axis): whether every floating-point value of ``tree`` is finite."""
     leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.floating)]
     return jnp.stack([jnp.isfinite(x.reshape(x.shape[0], -1)).all(axis=1) for x in leaves]).all(axis=0)
+
+
+def freeze_diverged(alive: jax.Array, loss: jax.Array, new_state, old_state, *,
+                    threshold: float = DIVERGENCE_THRESHOLD) -> tuple[Any, jax.Array]:
+    """The one divergence rule, for any stack of independent runs (seeds, grid cells, 2-D pairs).
+
+    Member ``i`` (leading axis of every leaf) stays alive while its step's loss is finite with
+    ``|loss| <= threshold`` (Amos 2023's rule, his w2ot ``run_train``) and the update left every value of its
+    state finite (the loss was computed before the update). A member that fails keeps its last good state
+    for good. Returns ``(state, alive)``.
+    """
+    alive = alive & jnp.isfinite(loss) & (jnp.abs(loss) <= threshold) & _all_finite(new_state)
+
+    def select(new: jax.Array, old: jax.Array) -> jax.Array:
+        return jnp.where(alive.reshape(alive.shape + (1,) * (new.ndim - 1)), new, old)
+
+    return jax.tree.map(select, new_state, old_state), alive
+
+
+def live_mean(values: jax.Array, alive: jax.Array) -> jax.Array:
+    """Mean of ``values`` over the live members (NaN when none is alive)."""
+    total = jnp.sum(jnp.where(alive, values, 0.0))
+    return jnp.where(alive.any(), total / jnp.maximum(jnp.sum(alive), 1), jnp.nan)
 
 
 def _seed_step(method: Method, num_seeds: int):
@@ -121,12 +150,7 @@ def _seed_step(method: Method, num_seeds: int):
 
 
 def _chunk_fn(method: Method, threshold: float, num_seeds: int):
-    """One chunk: ``scan`` over steps of the seed-batched step with per-seed divergence freezing.
-
-    A seed diverges when its loss is NaN or above ``threshold`` in magnitude, or when the update left a
-    non-finite value in its state (the loss of that step was computed before the update); it keeps
-    its last good state.
-    """
+    """One chunk: ``scan`` over steps of the seed-batched step, each seed frozen by :func:`freeze_diverged`."""
     vstep = _seed_step(method, num_seeds)
 
     def chunk(carry, train_keys, steps):
@@ -134,16 +158,8 @@ def _chunk_fn(method: Method, threshold: float, num_seeds: int):
             state, alive, diverged_at = carry
             keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(train_keys)
             new_state, metrics = vstep(state, keys)
-            loss = metrics["loss"]
-            bad = ~jnp.isfinite(loss) | (jnp.abs(loss) > threshold) | ~_all_finite(new_state)
-            keep = alive & ~bad
-
-            def select(new, old):
-                mask = keep.reshape(keep.shape + (1,) * (new.ndim - 1))
-                return jnp.where(mask, new, old)
-
-            state = jax.tree.map(select, new_state, state)
-            diverged_at = jnp.where(alive & bad, t, diverged_at)
+            state, keep = freeze_diverged(alive, metrics["loss"], new_state, state, threshold=threshold)
+            diverged_at = jnp.where(alive & ~keep, t, diverged_at)
             metrics = {k: jnp.where(alive, v, jnp.nan) for k, v in metrics.items()}
             return (state, keep, diverged_at), metrics
 
@@ -161,7 +177,22 @@ def _stack_logs(rows: list[dict[str, np.ndarray]], steps: list[int]) -> dict[str
     return out
 
 
-def train(method: Method, key: jax.Array, num_steps: int, *, num_seeds: int = 1, chunk_size: int = 1000,
+def _num_steps(method: Method, num_steps: Optional[int]) -> int:
+    """The run's step count: the configuration's (``method.num_steps``), or ``num_steps`` where the method
+    fixes none; a disagreement between the two is an error, never a silently shortened schedule."""
+    if num_steps is None:
+        if method.num_steps is None:
+            raise ValueError(f"train({method.name!r}): give num_steps (this method's configuration fixes no step count)")
+        return int(method.num_steps)
+    if method.num_steps is not None and int(num_steps) != method.num_steps:
+        raise ValueError(f"train({method.name!r}, num_steps={num_steps}) but its configuration schedules "
+                         f"{method.num_steps} steps (num_steps sets the learning-rate schedule's length): build "
+                         f"the method with num_steps={num_steps}, or leave num_steps out and pass until={num_steps} "
+                         f"to stop early on the configured schedule")
+    return int(num_steps)
+
+
+def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, num_seeds: int = 1, chunk_size: int = 1000,
           eval_every: Optional[int] = None, checkpoint: Optional[str | Path] = None,
           until: Optional[int] = None, progress: bool = True,
           divergence_threshold: float = DIVERGENCE_THRESHOLD,
@@ -171,7 +202,8 @@ def train(method: Method, key: jax.Array, num_steps: int, *, num_seeds: int = 1,
     Args:
       method: the method record.
       key: the run's PRNG key (``jax.random.key(seed)``); seed ``i`` uses ``split(key, num_seeds)[i]``.
-      num_steps: total steps.
+      num_steps: total steps; by default the configuration's (``method.num_steps``), and it must agree with
+        it where the configuration sets one (see :func:`_num_steps`).
       num_seeds: seeds trained at once with ``vmap``.
       chunk_size: steps per compiled ``scan`` (and per progress-bar update and checkpoint).
       eval_every: evaluate every this many steps (rounded to chunk ends) and always at the end;
@@ -184,6 +216,7 @@ def train(method: Method, key: jax.Array, num_steps: int, *, num_seeds: int = 1,
       after_chunk: called with the number of steps done after each chunk (after its checkpoint), outside
         the timed region: ``train_s`` does not include it.
     """
+    num_steps = _num_steps(method, num_steps)
     if num_steps < 1 or num_seeds < 1 or chunk_size < 1:
         raise ValueError(f"num_steps, num_seeds and chunk_size must be >= 1, got {num_steps}, {num_seeds}, {chunk_size}")
     if eval_every is not None:

@@ -60,6 +60,8 @@ class ConjugateResult(NamedTuple):
       grad_norm: ||grad_x J(x_hat; y)||_inf at the returned point.
       trace: J after iteration 0, 1, ..., max_iter (the final value repeated after the solver stops)
         when the solver has ``record_trace=True``, else None.
+      converged: whether the solve met its tolerance (``grad_norm < gtol`` with no failed step) rather
+        than stopping at the iteration cap or on a failed line search.
     """
 
     x: jax.Array
@@ -67,6 +69,7 @@ class ConjugateResult(NamedTuple):
     num_iter: jax.Array
     grad_norm: jax.Array
     trace: Optional[jax.Array] = None
+    converged: Optional[jax.Array] = None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -231,7 +234,8 @@ def conjugates(solver: ConjugateSolver, f: Potential, y: jax.Array, x_init: Opti
     trace = end.trace
     if trace is not None:  # after the last iteration: the final value
         trace = jnp.where(jnp.arange(trace.shape[-1]) > end.k[:, None], end.value[:, None], trace)
-    return ConjugateResult(end.x, -end.value, end.k, _inf_norm(end.grad), trace)
+    grad_norm = _inf_norm(end.grad)
+    return ConjugateResult(end.x, -end.value, end.k, grad_norm, trace, converged=end.ok & (grad_norm < solver.gtol))
 
 
 def best_of(first: ConjugateResult, second: ConjugateResult) -> ConjugateResult:

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from otlib.core.summary import format_mean_std
+
 __all__ = ["tile_images", "interpolate_codes", "mean_std_table"]
 
 
@@ -34,10 +36,7 @@ def mean_std_table(values: dict[str, dict[str, np.ndarray]], digits: int = 3):
     import pandas as pd
 
     def cell(v: np.ndarray) -> str:
-        v = np.atleast_1d(np.asarray(v, dtype=float))
-        if v.size == 1:
-            return f"{v[0]:.{digits}g}"
-        return f"{np.nanmean(v):.{digits}g} ± {np.nanstd(v):.2g}"
+        return format_mean_std(np.atleast_1d(np.asarray(v, dtype=float)), fmt=f".{digits}g", std_fmt=".2g")
 
     return pd.DataFrame({row: {col: cell(v) for col, v in cols.items()} for row, cols in values.items()}).T
 

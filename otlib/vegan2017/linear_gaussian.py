@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from otlib.vegan2017.scores import _psd_sqrt, bures_w2
+from otlib.ot.gaussian import bures_map, gaussian_w2_squared
 
 __all__ = ["LinearGaussian", "random_linear_gaussian", "w2_to_model", "ot_encoder", "pot_terms",
            "solve_linear_gaussian_pot"]
@@ -46,8 +46,8 @@ def random_linear_gaussian(key: jax.Array, data_dim: int = 4, latent_dim: int = 
 
 
 def w2_to_model(problem: LinearGaussian) -> jax.Array:
-    """W_2^2(P_X, P_G) = W_2^2(N(m, Sigma), N(b, A A^T)) in closed form (:func:`bures_w2`)."""
-    return bures_w2(problem.m, problem.sigma, problem.b, problem.a @ problem.a.T)
+    """W_2^2(P_X, P_G) = W_2^2(N(m, Sigma), N(b, A A^T)) in closed form (:func:`otlib.ot.gaussian.gaussian_w2_squared`)."""
+    return gaussian_w2_squared(problem.m, problem.sigma, problem.b, problem.a @ problem.a.T)
 
 
 def ot_encoder(problem: LinearGaussian) -> dict[str, jax.Array]:
@@ -56,9 +56,7 @@ def ot_encoder(problem: LinearGaussian) -> dict[str, jax.Array]:
     The OT map is T(x) = b + M (x - m) with M = Sigma^{-1/2} (Sigma^{1/2} A A^T Sigma^{1/2})^{1/2} Sigma^{-1/2};
     its range lies in that of A, so T = G o (E, e) with E = A^+ M and e = -E m (A of full column rank).
     """
-    root = _psd_sqrt(problem.sigma)
-    inv_root = jnp.linalg.inv(root)
-    transport = inv_root @ _psd_sqrt(root @ problem.a @ problem.a.T @ root) @ inv_root
+    transport, _ = bures_map(problem.m, problem.sigma, problem.b, problem.a @ problem.a.T)
     encoder = jnp.linalg.pinv(problem.a) @ transport
     return {"E": encoder, "e": -encoder @ problem.m}
 

@@ -21,10 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from otlib.data.digits import ImageData
+from otlib.ot.gaussian import gaussian_w2_squared
 from otlib.vegan2017.classifier import Classifier
 
 __all__ = ["laplacian_sharpness", "midgray_fraction", "blur_images",
-           "gaussian_moments", "bures_w2", "frechet_distance", "SampleScorer", "reference_scores"]
+           "gaussian_moments", "frechet_distance", "SampleScorer", "reference_scores"]
 
 LAPLACE = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], np.float32)
 """The WAE paper's sharpness filter (released ``compute_blurriness``)."""
@@ -73,28 +74,9 @@ def gaussian_moments(features: jax.Array) -> tuple[jax.Array, jax.Array]:
     return mean, centred.T @ centred / (features.shape[0] - 1)
 
 
-def _psd_sqrt(matrix: jax.Array) -> jax.Array:
-    """The symmetric square root of a symmetric PSD matrix (eigenvalues clipped at 0)."""
-    values, vectors = jnp.linalg.eigh(matrix)
-    return (vectors * jnp.sqrt(jnp.clip(values, 0.0))) @ vectors.T
-
-
-def bures_w2(mean1: jax.Array, cov1: jax.Array, mean2: jax.Array, cov2: jax.Array) -> jax.Array:
-    """W_2^2 between N(mean1, cov1) and N(mean2, cov2) (the Bures formula):
-
-        ||mean1 - mean2||^2 + tr cov1 + tr cov2 - 2 tr (cov1^{1/2} cov2 cov1^{1/2})^{1/2}.
-
-    Degenerate covariances are allowed (eigenvalues are clipped at 0).
-    """
-    root1 = _psd_sqrt(cov1)
-    cross = jnp.linalg.eigvalsh(root1 @ cov2 @ root1)
-    return (jnp.sum((mean1 - mean2) ** 2) + jnp.trace(cov1) + jnp.trace(cov2)
-            - 2.0 * jnp.sum(jnp.sqrt(jnp.clip(cross, 0.0))))
-
-
 def frechet_distance(features1: jax.Array, features2: jax.Array) -> jax.Array:
-    """The Frechet distance of two feature samples: :func:`bures_w2` of their fitted Gaussians (as FID)."""
-    return bures_w2(*gaussian_moments(features1), *gaussian_moments(features2))
+    """The Frechet distance of two feature samples: W₂² between their fitted Gaussians (as FID)."""
+    return gaussian_w2_squared(*gaussian_moments(features1), *gaussian_moments(features2))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -128,7 +110,7 @@ class SampleScorer:
     def __call__(self, images: jax.Array) -> dict[str, jax.Array]:
         sharpness = jnp.mean(laplacian_sharpness(images, self.image_shape))
         return {
-            "fcd": bures_w2(*gaussian_moments(self.classifier.features(images)), *self.test_moments),
+            "fcd": gaussian_w2_squared(*gaussian_moments(self.classifier.features(images)), *self.test_moments),
             "sharpness": sharpness,
             "sharpness_ratio": sharpness / self.test_sharpness,
             "midgray": jnp.mean(midgray_fraction(images)),

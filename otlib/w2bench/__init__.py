@@ -9,8 +9,8 @@ from __future__ import annotations
 from otlib.w2bench.dense_icnn import load_dense_icnn
 from otlib.w2bench.files import DIMS
 from otlib.w2bench.hd import HDBenchmark, hd
-from otlib.w2bench.metrics import (PUBLISHED, apply_linear_map, cos_similarity, identity_l2_uvp, l2_uvp,
+from otlib.w2bench.metrics import (PUBLISHED, apply_linear_map, cos_similarity, coupled_sample, evaluator, identity_l2_uvp, l2_uvp,
                                    l2_uvp_inverse, linear_l2_uvp, linear_map)
 
 __all__ = ["hd", "HDBenchmark", "load_dense_icnn", "l2_uvp", "l2_uvp_inverse", "cos_similarity", "linear_map",
-           "apply_linear_map", "identity_l2_uvp", "linear_l2_uvp", "PUBLISHED", "DIMS"]
+           "apply_linear_map", "identity_l2_uvp", "linear_l2_uvp", "coupled_sample", "evaluator", "PUBLISHED", "DIMS"]

@@ -5,47 +5,63 @@
 * cos(T - id, T* - id) in L2(P) (§3.2). Unlike the official code, which replaces ||T* - id||^2 by
   2 * cost from a separate 1024-sample estimate (and can exceed 1), all three terms are computed on the
   evaluation batch here, so the value always lies in [-1, 1].
-* Linear baseline (§3.3): the Gaussian OT (Bures) map W x + b between MC moments of P and Q,
-  W = S1^{-1/2} (S1^{1/2} S2 S1^{1/2})^{1/2} S1^{-1/2}, b = mu2 - W mu1 (square roots symmetrised).
+* Linear baseline (§3.3): the Gaussian OT (Bures) map W x + b between MC moments of P and Q
+  (:func:`otlib.ot.gaussian.bures_map`, in float64).
 
-All functions draw X ~ P under an explicit key, in chunks (chunk i uses ``fold_in(key, i)``), so memory
-stays bounded at any n. ``map_fn`` takes and returns (n, D) arrays.
+Every function draws X ~ P under an explicit key in blocks of :data:`DRAW_BLOCK` rows (block b uses
+``fold_in(key, b)``), so the samples depend on the key and n alone: ``chunk`` only bounds memory (it is rounded
+up to whole blocks), and :func:`evaluator`, which draws the same rows inside the driver's jit, scores exactly
+what :func:`l2_uvp` scores. ``map_fn`` takes and returns (n, D) arrays.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.linalg
 
+from otlib.ot.conjugate import ConjugateResult
+from otlib.ot.gaussian import bures_map
 from otlib.w2bench.hd import HDBenchmark
+from otlib.w2bench.published import PUBLISHED
 
 __all__ = ["PUBLISHED", "unexplained_variance", "l2_uvp", "l2_uvp_inverse", "cos_similarity", "linear_map", "apply_linear_map",
-           "identity_l2_uvp", "linear_l2_uvp", "DEFAULT_N", "DEFAULT_CHUNK"]
+           "identity_l2_uvp", "linear_l2_uvp", "coupled_sample", "evaluator", "DEFAULT_N", "DEFAULT_CHUNK", "DRAW_BLOCK"]
 
 MapFn = Callable[[jax.Array], jax.Array]
 
 DEFAULT_N = 2 ** 14
 DEFAULT_CHUNK = 4096
+DRAW_BLOCK = 1024
+"""Rows drawn per key: row i of a draw comes from block i // DRAW_BLOCK, whatever n and the chunk size."""
 
-PUBLISHED: dict[int, dict[str, float]] = {
-    d: {"identity": i, "linear": l}
-    for d, i, l in zip((2, 4, 8, 16, 32, 64, 128, 256),
-                       (32.7, 42.0, 58.6, 87.0, 121.0, 137.0, 145.0, 153.0),
-                       (14.1, 14.9, 27.3, 41.6, 55.3, 63.9, 63.6, 67.4))
-}
-"""Korotin et al. (2021) HD table, forward L2-UVP %, rows ⌊ID⌉ and ⌊L⌉ (official poster; digest §5.1)."""
+
+def _blocks(sample: Callable[[jax.Array, int], Any], key: jax.Array, first: int, rows: int) -> Any:
+    """Rows ``first * DRAW_BLOCK`` to ``first * DRAW_BLOCK + rows`` of the draw of ``sample`` under ``key``."""
+    count = -(-rows // DRAW_BLOCK)
+    drawn = jax.vmap(lambda b: sample(jax.random.fold_in(key, b), DRAW_BLOCK))(jnp.arange(first, first + count))
+    return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:rows], drawn)
+
+
+def coupled_sample(bench: HDBenchmark, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+    """n coupled draws (X, T*(X)), X ~ P: the rows every metric here scores for ``key`` (traceable)."""
+    return _blocks(bench.sample_pair, key, 0, n)
+
+
+def _chunks(sample: Callable[[jax.Array, int], Any], key: jax.Array, n: int, chunk: int) -> Iterator[Any]:
+    """The n rows of :func:`_blocks`, in chunks of whole blocks (at least ``chunk`` rows each)."""
+    if n < 1 or chunk < 1:
+        raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
+    per_chunk = -(-chunk // DRAW_BLOCK)
+    for first in range(0, -(-n // DRAW_BLOCK), per_chunk):
+        yield _blocks(sample, key, first, min(per_chunk * DRAW_BLOCK, n - first * DRAW_BLOCK))
 
 
 def _pairs(bench: HDBenchmark, key: jax.Array, n: int, chunk: int) -> Iterator[tuple[jax.Array, jax.Array]]:
     """Chunks of coupled (X, T*(X)), X ~ P, n rows in all."""
-    if n < 1 or chunk < 1:
-        raise ValueError(f"n and chunk must be positive, got n={n}, chunk={chunk}")
-    for i, start in enumerate(range(0, n, chunk)):
-        yield bench.sample_pair(jax.random.fold_in(key, i), min(chunk, n - start))
+    return _chunks(bench.sample_pair, key, n, chunk)
 
 
 def _apply(map_fn: MapFn, x: jax.Array) -> jax.Array:
@@ -105,11 +121,6 @@ def _mc_moments(chunks: Iterator[jax.Array], dim: int) -> tuple[np.ndarray, np.n
     return mean, (s2 - n * np.outer(mean, mean)) / (n - 1)
 
 
-def _sym_sqrtm(a: np.ndarray) -> np.ndarray:
-    r = np.real(scipy.linalg.sqrtm(a))
-    return 0.5 * (r + r.T)
-
-
 def linear_map(bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N, *, inverse: bool = False,
                chunk: int = DEFAULT_CHUNK) -> tuple[jax.Array, jax.Array]:
     """(W, b) of the Gaussian/Bures OT map between MC moments of P and Q (§3.3).
@@ -119,18 +130,12 @@ def linear_map(bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N, *, invers
     the Q -> P map. Returned in float32.
     """
     key_p, key_q = jax.random.split(key)
-    starts = range(0, n, chunk)
-    _, cov_p = _mc_moments((bench.sample_source(jax.random.fold_in(key_p, i), min(chunk, n - s))
-                            for i, s in enumerate(starts)), bench.dim)
+    _, cov_p = _mc_moments(_chunks(bench.sample_source, key_p, n, chunk), bench.dim)
     mean_p = np.zeros(bench.dim)
-    mean_q, cov_q = _mc_moments((bench.sample_target(jax.random.fold_in(key_q, i), min(chunk, n - s))
-                                 for i, s in enumerate(starts)), bench.dim)
+    mean_q, cov_q = _mc_moments(_chunks(bench.sample_target, key_q, n, chunk), bench.dim)
     (mu1, s1), (mu2, s2) = ((mean_q, cov_q), (mean_p, cov_p)) if inverse else ((mean_p, cov_p), (mean_q, cov_q))
-    r1 = _sym_sqrtm(s1)
-    r1_inv = np.linalg.inv(r1)
-    w = r1_inv @ _sym_sqrtm(r1 @ s2 @ r1) @ r1_inv
-    w = 0.5 * (w + w.T)
-    b = mu2 - w @ mu1
+    with jax.enable_x64(True):  # the moments are float64; so is the map, rounded to float32 once at the end
+        w, b = (np.asarray(a) for a in bures_map(*(jnp.asarray(a, jnp.float64) for a in (mu1, s1, mu2, s2))))
     return jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)
 
 
@@ -151,3 +156,30 @@ def linear_l2_uvp(bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N, *, n_f
     key_fit, key_eval = jax.random.split(key)
     wb = linear_map(bench, key_fit, n_fit)
     return l2_uvp(lambda x: apply_linear_map(wb, x), bench, key_eval, n)
+
+
+def evaluator(bench: HDBenchmark, transport: Callable[[Any, jax.Array], jax.Array],
+              inverse: Optional[Callable[[Any, jax.Array], Any]] = None, *, n: int = DEFAULT_N,
+              n_inverse: Optional[int] = None) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
+    """The driver's ``evaluate(state, key)`` for any transport method on this pair (traceable, so it is
+    jitted and vmapped over seeds): ``l2_uvp`` of ``transport(state, x)`` and, given ``inverse(state, y)``,
+    ``l2_uvp_inverse``, on the rows :func:`l2_uvp` and :func:`l2_uvp_inverse` score for the same key and n
+    (§3.1). ``n_inverse`` (default n) scores the inverse on fewer rows where it is costly (a conjugate solve
+    per row). An ``inverse`` that returns a :class:`~otlib.ot.conjugate.ConjugateResult` also reports its
+    solves: ``solver_iterations`` (mean) and ``solver_converged`` (the fraction that met the tolerance).
+    """
+    n_inverse = n if n_inverse is None else n_inverse
+
+    def evaluate(state: Any, key: jax.Array) -> dict[str, jax.Array]:
+        x, y = coupled_sample(bench, key, max(n, n_inverse if inverse is not None else 0))
+        out = {"l2_uvp": unexplained_variance(transport(state, x[:n]), y[:n], bench.var_target)}
+        if inverse is not None:
+            solved = inverse(state, y[:n_inverse])
+            if isinstance(solved, ConjugateResult):
+                out["solver_iterations"] = jnp.mean(solved.num_iter.astype(jnp.float32))
+                out["solver_converged"] = jnp.mean(solved.converged.astype(jnp.float32))
+                solved = solved.x
+            out["l2_uvp_inverse"] = unexplained_variance(solved, x[:n_inverse], bench.var_source)
+        return out
+
+    return evaluate
