@@ -85,7 +85,7 @@ _INVALID = {
 
 def _resign(record: dict) -> dict:
     """A record with a correct checksum (as a writer with a bug would store it): the schema must catch it."""
-    return {**record, "sha256": cells._digest(record)}
+    return {**record, "sha256": cells._record_hash(record)}
 
 
 @pytest.mark.parametrize("case", list(_INVALID))
