@@ -277,11 +277,14 @@ def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, nu
             length = min(chunk_size, stop - step)
             if eval_every is not None:
                 length = min(length, eval_every - step % eval_every)
+            if length not in compiled:  # say so: a first compilation can take longer than the chunk itself
+                bar.set_postfix_str(f"compiling the {length}-step chunk", refresh=True)
             carry, means = run_chunk(carry, step, length)
             step += length
             history_rows.append({k: np.asarray(v) for k, v in means.items()})
             history_steps.append(step)
             if evaluate is not None and ((eval_every is not None and step % eval_every == 0) or step == num_steps):
+                bar.set_postfix_str("evaluating" + ("" if eval_rows else " (compiling the evaluation)"), refresh=True)
                 run_eval(carry, step)
             if checkpoint is not None:
                 ckpt.save(checkpoint, carry, fingerprint, step=step, history_rows=history_rows,
