@@ -6,19 +6,19 @@ the driver :func:`otlib.core.train.train` scans it. Three parameterisations, pic
 
 * ``"distance"`` (OTT-JAX 0.6.0): two plain MLPs f, g; T(x) = x − ∇h*(∇f(x)), T⁻¹(y) = y − ∇h*(∇g(y))
   (the cost's twist, Eq. 11-12), trained with the cost c itself. Any TI cost (:mod:`otlib.ot.costs`).
-* ``"correlation"`` (the authors' HD runs, digest §5.7): Brenier potentials F = ½‖x‖² + MLP,
-  G = ½‖y‖² + MLP; T = ∇F, T⁻¹ = ∇G, trained with c(x, y) = −<x, y> and Kantorovich potential −G.
-  Squared Euclidean cost only. With h = ½‖·‖² this is the distance form with f = −MLP: same losses up to
-  constants E½‖x‖² + E½‖y‖², same gradients; it only keeps the large quadratic parts out of the
-  float32 sums. (OTT's ‖x − y‖² convention makes its distance form T = x − ½∇f, a different scale.)
+* ``"correlation"`` (the authors' HD runs, ``src/verka/test_bench.py`` in their fork ``nazarblch/ott``):
+  Brenier potentials F = ½‖x‖² + MLP, G = ½‖y‖² + MLP; T = ∇F, T⁻¹ = ∇G, trained with c(x, y) = −<x, y> and
+  Kantorovich potential −G. Squared Euclidean cost only. With h = ½‖·‖² this is the distance form with f =
+  −MLP: same losses up to constants E½‖x‖² + E½‖y‖², same gradients; it only keeps the large quadratic parts
+  out of the float32 sums. (OTT's ‖x − y‖² convention makes its distance form T = x − ½∇f, a different scale.)
 * ``"map"`` (unidirectional, paper Fig. 1-2): a map network T(x) = project(x + MLP(x)) and a potential
   MLP g, for costs without a Legendre transform (Euclidean, sphere geodesic; maps land on the sphere).
 
-Bidirectional forms alternate roles every step (digest §2.7): on even steps f is the map α → β and g
-the potential; on odd steps g maps β → α and f is the potential, with fresh batches. Both roles are one
-computation on swapped parameters and batches (``jnp.where`` on the step's parity), so the step stays
-branch-free and cheap under ``vmap`` over seeds (a ``lax.cond`` on a batched predicate would run both
-branches).
+Bidirectional forms alternate roles every step (as OTT-JAX 0.6.0's ``ExpectileNeuralDual``): on even steps f
+is the map α → β and g the potential; on odd steps g maps β → α and f is the potential, with fresh batches.
+Both roles are one computation on swapped parameters and batches (``jnp.where`` on the step's parity), so the
+step stays branch-free and cheap under ``vmap`` over seeds (a ``lax.cond`` on a batched predicate would run
+both branches).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ Params = Any
 
 @dataclasses.dataclass(frozen=True)
 class ENOTConfig:
-    """Hyperparameters of ENOT. Defaults are OTT-JAX 0.6.0 ``ExpectileNeuralDual``'s (digest §2), as each
+    """Hyperparameters of ENOT. Defaults are OTT-JAX 0.6.0 ``ExpectileNeuralDual``'s, as each
     field's comment says; :func:`paper_hd_config` gives the authors' HD-benchmark settings.
 
     Attributes:
@@ -102,7 +102,7 @@ class ENOTConfig:
 def paper_hd_config(**overrides: Any) -> ENOTConfig:
     """The authors' W2-benchmark settings: paper Table 4 (MLP [512]*3, tau 0.9, λ 0.3, batch 1024,
     200k steps) with their script's optimiser (Adam b1 0.9, b2 0.99, cosine 5e-4 → ×1e-2) and its
-    correlation form (digest §5.6-5.7)."""
+    correlation form (``src/verka/test_bench.py`` in ``nazarblch/ott``)."""
     base = {"parameterisation": "correlation", "hidden": (512, 512, 512), "tau": 0.9, "lam": 0.3,
             "learning_rate": 5e-4, "b1": 0.9, "b2": 0.99, "schedule": "cosine", "final_lr_fraction": 1e-2,
             "batch_size": 1024, "num_steps": 200_000}
