@@ -1,7 +1,8 @@
 """Korotin et al. (2021) continuous Wasserstein-2 benchmark, HD pairs "Mix3toMix10", torch-free in JAX.
 
-Digest: ``shared/papers/w2bench.md``. ``hd(D)`` gives the pair (P = Mix3, Q = T*#P) with its ground-truth
-map; :mod:`otlib.w2bench.metrics` the L2-UVP / cos metrics and the identity / linear baselines.
+Korotin et al. 2021, arXiv:2106.01954; official code ``iamalexkorotin/Wasserstein2Benchmark``. ``hd(D)``
+gives the pair (P = Mix3, Q = T*#P) with its ground-truth map; :mod:`otlib.w2bench.metrics` the L2-UVP /
+cos metrics and the identity / linear baselines.
 """
 
 from __future__ import annotations

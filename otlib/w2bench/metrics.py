@@ -1,11 +1,14 @@
-"""The benchmark's metrics and baselines: L2-UVP, cos similarity, the linear (Bures) map (digest §3).
+"""The benchmark's metrics and baselines: L2-UVP, cos similarity, the linear (Bures) map.
 
-* L2-UVP(T) = 100 ||T - T*||^2_{L2(P)} / Var(Q) %  (§3.1; forward, P -> Q). The inverse version is
+Korotin et al. 2021 (arXiv:2106.01954); the official code is ``src/metrics.py`` (``score_fitted_maps``,
+``score_baseline_maps``) of ``iamalexkorotin/Wasserstein2Benchmark``.
+
+* L2-UVP(T) = 100 ||T - T*||^2_{L2(P)} / Var(Q) %  (forward, P -> Q). The inverse version is
   100 ||S - (T*)^{-1}||^2_{L2(Q)} / Var(P), evaluated on pairs Y = T*(X) so no inverse map is needed.
-* cos(T - id, T* - id) in L2(P) (§3.2). Unlike the official code, which replaces ||T* - id||^2 by
+* cos(T - id, T* - id) in L2(P). Unlike the official code, which replaces ||T* - id||^2 by
   2 * cost from a separate 1024-sample estimate (and can exceed 1), all three terms are computed on the
   evaluation batch here, so the value always lies in [-1, 1].
-* Linear baseline (§3.3): the Gaussian OT (Bures) map W x + b between MC moments of P and Q
+* Linear baseline: the Gaussian OT (Bures) map W x + b between MC moments of P and Q
   (:func:`otlib.ot.gaussian.bures_map`, in float64).
 
 Every function draws X ~ P under an explicit key in blocks of :data:`DRAW_BLOCK` rows (block b uses
@@ -73,13 +76,13 @@ def _apply(map_fn: MapFn, x: jax.Array) -> jax.Array:
 
 def unexplained_variance(predicted: jax.Array, truth: jax.Array, variance: jax.Array | float) -> jax.Array:
     """100 mean ||predicted - truth||^2 / variance (%): the L2-UVP of one batch, traceable, so a method's
-    ``evaluate`` can compute it inside the driver's jit and seed vmap (§3.1)."""
+    ``evaluate`` can compute it inside the driver's jit and seed vmap."""
     return 100.0 * jnp.mean(jnp.sum((predicted - truth) ** 2, axis=-1)) / variance
 
 
 def l2_uvp(map_fn: MapFn, bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N, *,
            chunk: int = DEFAULT_CHUNK) -> float:
-    """Forward L2-UVP % = 100 mean ||map_fn(X) - T*(X)||^2 / Var(Q), X ~ P (§3.1)."""
+    """Forward L2-UVP % = 100 mean ||map_fn(X) - T*(X)||^2 / Var(Q), X ~ P."""
     total = 0.0
     for x, y in _pairs(bench, key, n, chunk):
         total += float(jnp.sum((_apply(map_fn, x) - y) ** 2))
@@ -88,7 +91,7 @@ def l2_uvp(map_fn: MapFn, bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N
 
 def l2_uvp_inverse(inv_map_fn: MapFn, bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N, *,
                    chunk: int = DEFAULT_CHUNK) -> float:
-    """Inverse L2-UVP % = 100 mean ||inv_map_fn(Y) - X||^2 / Var(P), Y = T*(X), X ~ P (§3.1)."""
+    """Inverse L2-UVP % = 100 mean ||inv_map_fn(Y) - X||^2 / Var(P), Y = T*(X), X ~ P."""
     total = 0.0
     for x, y in _pairs(bench, key, n, chunk):
         total += float(jnp.sum((_apply(inv_map_fn, y) - x) ** 2))
@@ -97,7 +100,7 @@ def l2_uvp_inverse(inv_map_fn: MapFn, bench: HDBenchmark, key: jax.Array, n: int
 
 def cos_similarity(map_fn: MapFn, bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N, *,
                    chunk: int = DEFAULT_CHUNK) -> float:
-    """Forward cos(T - id, T* - id) in L2(P) (§3.2), every term on the evaluation batch (see module doc)."""
+    """Forward cos(T - id, T* - id) in L2(P), every term on the evaluation batch (see module doc)."""
     inner = norm_hat = norm_star = 0.0
     for x, y in _pairs(bench, key, n, chunk):
         d_hat, d_star = _apply(map_fn, x) - x, y - x
@@ -105,7 +108,7 @@ def cos_similarity(map_fn: MapFn, bench: HDBenchmark, key: jax.Array, n: int = D
         norm_hat += float(jnp.sum(d_hat ** 2))
         norm_star += float(jnp.sum(d_star ** 2))
     if norm_hat == 0.0:
-        return 0.0  # the identity map; the official code also sets its cos to 0 (§3.3)
+        return 0.0  # the identity map; the official code also sets its cos to 0
     return inner / np.sqrt(norm_hat * norm_star)
 
 
@@ -123,7 +126,7 @@ def _mc_moments(chunks: Iterator[jax.Array], dim: int) -> tuple[np.ndarray, np.n
 
 def linear_map(bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N, *, inverse: bool = False,
                chunk: int = DEFAULT_CHUNK) -> tuple[jax.Array, jax.Array]:
-    """(W, b) of the Gaussian/Bures OT map between MC moments of P and Q (§3.3).
+    """(W, b) of the Gaussian/Bures OT map between MC moments of P and Q.
 
     As in the official code: the mean of P is its exact value 0; the covariance of P and the mean and
     covariance of Q are estimated on ``n`` fresh draws each (independent keys). ``inverse=True`` gives
@@ -147,12 +150,12 @@ def apply_linear_map(wb: tuple[jax.Array, jax.Array], x: jax.Array) -> jax.Array
 
 
 def identity_l2_uvp(bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N) -> float:
-    """Forward L2-UVP of the identity map (the ⌊ID⌉ baseline, §3.3)."""
+    """Forward L2-UVP of the identity map (the ⌊ID⌉ baseline)."""
     return l2_uvp(lambda x: x, bench, key, n)
 
 
 def linear_l2_uvp(bench: HDBenchmark, key: jax.Array, n: int = DEFAULT_N, *, n_fit: int = DEFAULT_N) -> float:
-    """Forward L2-UVP of the linear (Bures) map fitted on ``n_fit`` draws (the ⌊L⌉ baseline, §3.3)."""
+    """Forward L2-UVP of the linear (Bures) map fitted on ``n_fit`` draws (the ⌊L⌉ baseline)."""
     key_fit, key_eval = jax.random.split(key)
     wb = linear_map(bench, key_fit, n_fit)
     return l2_uvp(lambda x: apply_linear_map(wb, x), bench, key_eval, n)
@@ -163,8 +166,8 @@ def evaluator(bench: HDBenchmark, transport: Callable[[Any, jax.Array], jax.Arra
               n_inverse: Optional[int] = None) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
     """The driver's ``evaluate(state, key)`` for any transport method on this pair (traceable, so it is
     jitted and vmapped over seeds): ``l2_uvp`` of ``transport(state, x)`` and, given ``inverse(state, y)``,
-    ``l2_uvp_inverse``, on the rows :func:`l2_uvp` and :func:`l2_uvp_inverse` score for the same key and n
-    (§3.1). ``n_inverse`` (default n) scores the inverse on fewer rows where it is costly (a conjugate solve
+    ``l2_uvp_inverse``, on the rows :func:`l2_uvp` and :func:`l2_uvp_inverse` score for the same key and n.
+    ``n_inverse`` (default n) scores the inverse on fewer rows where it is costly (a conjugate solve
     per row). An ``inverse`` that returns a :class:`~otlib.ot.conjugate.ConjugateResult` also reports its
     solves: ``solver_iterations`` (mean) and ``solver_converged`` (the fraction that met the tolerance).
     """
