@@ -8,8 +8,8 @@ its values are ``null`` otherwise) on the same machine:
    (otlib inside its scanned step, OTT from Python iterators of jitted samplers). The two runs are
    interleaved: stretches of :data:`INTERLEAVE_STEPS` steps, one chunk of otlib's driver then one call of
    OTT's ``train_fn`` (:class:`PeerENOT`), each side timed on its own clock, so both see the same moments
-   of the machine. (Run one after the other, 100 s each, the ratio moved with the machine: the matmul
-   rate fell from 248 to 156 GFLOP/s within one D = 64 run on a 2-core CPU, and the ratio read 0.96.)
+   of the machine (run one after the other, the ratio followed the machine's drift; figures in
+   ``docs/performance.md``).
    Reported: steps/s of each (compilation excluded) and their ratio; otlib's achieved GFLOP/s (its step's
    FLOPs from XLA's cost analysis over its measured time per step) next to ``matmul_gflops_per_s``, the
    rate of a jitted chain of (1024x128) @ (128x128) products measured just before and just after race 1
@@ -60,25 +60,21 @@ __all__ = ["INTERLEAVE_STEPS", "RECOMMENDED", "SAME_AS_OTT", "PeerENOT", "main",
 
 SAME_AS_OTT = ENOTConfig(hidden=(128, 128, 128, 128), act="elu", tau=0.99, lam=1.0, learning_rate=3e-4, b1=0.9,
                          b2=0.9, schedule="constant", batch_size=1024)
-"""Race 1: OTT-JAX 0.6.0 ``ExpectileNeuralDual``'s defaults (digest §2) at the paper's HD batch size."""
+"""Race 1: OTT-JAX 0.6.0 ``ExpectileNeuralDual``'s defaults at the paper's HD batch size."""
 
 RECOMMENDED = ENOTConfig(parameterisation="correlation", hidden=(128, 128, 128, 128), act="elu", tau=0.99, lam=1.0,
                          learning_rate=1e-3, b1=0.9, b2=0.99, schedule="cosine", final_lr_fraction=1e-2,
                          batch_size=256)
-"""Race 2: the correlation form (the authors' HD choice) on the same MLP, for a short budget: batch 256 (about 3x
-the steps of batch 1024 in the same time), Adam(1e-3, 0.9, 0.99) with a cosine schedule spread over the known
-budget, OTT's tau = 0.99 and λ = 1 (better than the paper's 0.9, 0.3 at this budget: 2.4% against 3.5% L2-UVP
-after 6,000 steps at D = 16, measured at step size 3e-3). ``num_steps`` is set from the wall-time budget.
-
-The step size was 3e-3 until a 10k-step race at D = 64 diverged. Three seeds, 3,000 steps of a 25,000-step
-schedule (2-core CPU): at D = 64, 3e-3 diverged on one seed (|loss| > 1e5 at step 681) and left another at 102 %
-L2-UVP, while 1e-3 gave 28-32 % on all three with no loss spike; at D = 16, 3e-3 gave 10.2-33.0 % and 1e-3
-gave 10.1-11.0 %."""
+"""Race 2: the correlation form (the authors' HD choice) on the same MLP, for a short budget: batch 256 (more
+steps than batch 1024 in the same time), Adam(1e-3, 0.9, 0.99) with a cosine schedule spread over the known
+budget, OTT's tau = 0.99 and λ = 1 (better than the paper's 0.9, 0.3 at this budget). ``num_steps`` is set from
+the wall-time budget. The step size 3e-3 diverged at D = 64; 1e-3 did not (the measurements are in
+``docs/performance.md``)."""
 
 MATMUL_SHAPE = (1024, 128, 128)
 
 INTERLEAVE_STEPS = 500
-"""Race 1 alternates stretches of this many steps, otlib's then OTT-JAX's (a few seconds each on a 2-core CPU)."""
+"""Race 1 alternates stretches of this many steps, otlib's then OTT-JAX's."""
 
 
 def _cost_flops(compiled: Any) -> float:
@@ -119,9 +115,9 @@ def _matmul_chain(depth: int) -> tuple[Callable[[], jax.Array], float]:
 def matmul_gflops_per_s(depth: int = 64, repeats: int = 7) -> float:
     """The machine's rate on the race's own matmul shape: a scanned chain of (1024x128) @ (128x128).
 
-    This is the ENOT issue's reference rate: one product per ``lax.scan`` iteration. It is not the machine's
-    peak: on a 2-core AVX-512 CPU the same products unrolled eight to an iteration, with a ReLU between them,
-    ran at 370 against 260 GFLOP/s, so shares of this rate near or above 100 % are possible.
+    This is race 1's reference rate: one product per ``lax.scan`` iteration. It is not the machine's peak
+    (unrolled chains run faster, ``docs/performance.md``), so shares of this rate near or above 100 % are
+    possible.
     """
     chain, flops = _matmul_chain(depth)
     return flops / _best_seconds(lambda i: chain(), repeats) / 1e9
@@ -273,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, required=True, help="benchmark dimension D (2..256)")
     parser.add_argument("--steps", type=int, default=10_000,
                         help="steps of race 1 (both sides); OTT's wall time for them is race 2's budget "
-                             "(default 10000, the issue's budget: about 7 min at D=16 on a 2-core CPU)")
+                             "(default 10000)")
     parser.add_argument("--batch-size", type=int, default=SAME_AS_OTT.batch_size,
                         help="race 1's batch, both sides (default 1024, the paper's). A small batch makes the step "
                              "cheap, so each side's fixed cost per step decides the race, as on a GPU: OTT's "
