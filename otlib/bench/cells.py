@@ -16,7 +16,8 @@ other process (or, with ``wait=True``, waits for it), so two runs never write on
 at once. The lock files stay (removing one while another process waits on it would let two hold it).
 
 Published values carry a provenance tag: ``[poster]`` read from the official poster of Korotin et al.
-(2021) (``poster/W2B_poster.svg`` in ``iamalexkorotin/Wasserstein2Benchmark``), ``[S]`` second-hand (quoted by a later paper, not checked against the original PDF).
+(2021) (``poster/W2B_poster.svg`` in ``iamalexkorotin/Wasserstein2Benchmark``), ``[S]``
+second-hand (quoted by a later paper, not checked against the original PDF).
 """
 
 from __future__ import annotations

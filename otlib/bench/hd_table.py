@@ -52,7 +52,7 @@ class Budget:
 
     W2OT: 250k steps after 10k identity-pretraining steps, 10 seeds (Amos 2023). ENOT: 200k steps, 5
     seeds, MLP [512]*3 (Buzun et al. 2024, Table 4: that width is given for D >= 64; smaller ones for
-    lower D are not in the digest, so one width serves every D here). Batch 1024 for both.
+    lower D are not reproduced here, so one width serves every D). Batch 1024 for both.
     """
 
     w2ot_steps: int = 250_000
