@@ -19,17 +19,7 @@ on the schedule of :data:`otlib.amos2023.w2ot.DEVICE_SCHEDULES` for the device (
 parallel Armijo), a batch at a time in shrinking working sets (:func:`otlib.ot.conjugate.conjugates`).
 
 The default 200 steps time the step; they are far too few to compare quality (at D = 64 both sides are still
-far from converged, at 75 to 100 % L2-UVP; the identity map scores 137 %). Quality after 2000 steps (cosine
-over 250k, as here; 2-core CPU, 2026-12-01, forward L2-UVP %), against the official w2ot code patched only to
-import on current JAX and fed this package's benchmark sampler, each side alone on the machine within the
-same hour:
-
-====  ===========================================  ============================  =====================
-D     otlib (seeds)                                official w2ot (seeds 0, 1)    ms/step otlib / official
-====  ===========================================  ============================  =====================
-16    15.3-17.2, mean 16.2 (5 seeds)               16.4 (seed 0)                 22.6 / 80.0
-64    20.1-23.3, mean 21.5 (6 seeds)               21.7, 23.6                    69 / 380-405
-====  ===========================================  ============================  =====================
+far from converged). Quality after 2000 steps, against the official w2ot code, is in ``docs/performance.md``.
 """
 
 from __future__ import annotations
