@@ -1,4 +1,5 @@
-"""Numerical convex conjugates, warm-started (Amos 2023, Alg. 2 CONJUGATE(f, y, x_init); w2ot §2).
+"""Numerical convex conjugates, warm-started (Amos 2023, arXiv:2210.12153, Alg. 2 CONJUGATE(f, y, x_init);
+his ``w2ot/conjugate_solver.py``).
 
 For a potential f and a target point y,
 
@@ -16,8 +17,8 @@ tick evaluates J and its gradient once at one point per target (one line-search 
 iteration for solvers without a sequential line search), and a target that has stopped is frozen. Once
 few targets are still going, they are gathered into a smaller working set (``shrink``), so the slow tail
 of the batch is not paid for at the width of the whole batch. The iterates of every target are exactly
-those of its own solve; only the amount of wasted work changes (a W2OT training step at D = 64 runs 2.6x
-faster on a CPU).
+those of its own solve; only the amount of wasted work changes (timings in
+``docs/performance.md``).
 
 Solvers (frozen dataclasses; ``solve(f, y, x_init)`` solves one target, :func:`conjugates` a batch):
 
@@ -25,7 +26,7 @@ Solvers (frozen dataclasses; ``solve(f, y, x_init)`` solves one target, :func:`c
   sizes ``base^-k``, ``k = 0 .. num_evaluations - 1``, either *parallel* (all candidates evaluated at
   once, the largest acceptable one kept: the accelerator-friendly variant of the paper, one tick per
   iteration) or *backtracking* (sequential, one candidate per tick; each candidate evaluated once,
-  unlike the reference code, which evaluates step 1 twice, w2ot §8). Both accept the same step.
+  unlike the reference code, which evaluates step 1 twice). Both accept the same step.
 * :class:`LBFGSWolfe`: L-BFGS with the strong-Wolfe zoom line search, from ``optax.lbfgs``.
 * :class:`Adam`: Adam with a cosine step size 0.1 -> 0.1 * 1e-4 over ``max_iter``.
 
@@ -171,12 +172,9 @@ def _check(gtol: float, max_iter: int) -> None:
 SHRINK: tuple[int, ...] = (4, 16)
 """Working sets for a solve compiled once and run many times (the W2OT training step passes them to
 :func:`conjugates`): once at most n/4 targets are still going, they go on as a set of n/4 rows, then n/16.
-Measured on a 2-core CPU, W2OT Regression & L-BFGS at D = 64 (batch 1024, 2000 steps, backtracking Armijo):
-64.4 ms per training step with (4, 16), 79.5 ms with (4, 16, 64), 166 ms with the former schedule (vmapped
-groups of 64 targets, each run until its slowest is done). Each level adds one more copy of the tick to the
-compiled program (about 2.5 s of compilation at D = 16), so a solve that runs once (an evaluation, a figure)
-is better off without them: the inverse half of the HD evaluation at D = 16, two seeds, compiles in 5 s
-without and 13 s with. The results are the same for any choice."""
+Each level adds one more copy of the tick to the compiled program, so a solve that runs once (an
+evaluation, a figure) is better off without them. The results are the same for any choice; the timings
+behind (4, 16) are in ``docs/performance.md``."""
 
 
 def _going(solver: ConjugateSolver, it: _Iterate) -> jax.Array:
@@ -356,16 +354,17 @@ LINE_SEARCHES: dict[str, Callable[..., _Tick]] = {
 
 @dataclasses.dataclass(frozen=True)
 class LBFGS(_SolveOne):
-    """L-BFGS with an Armijo line search (w2ot §2, "L-BFGS"; defaults: ``lbfgs.yaml``, the paper's).
+    """L-BFGS with an Armijo line search (Amos's ``w2ot/conjugate_solver.py``; defaults: his
+    ``config/conjugate_solver/lbfgs.yaml``, the paper's).
 
     Attributes:
       gtol: stop once ||grad J||_inf < gtol (negative: never; runs exactly ``max_iter`` steps).
       max_iter: iteration cap.
-      history: pairs kept by the two-loop recursion (10, w2ot §2).
+      history: pairs kept by the two-loop recursion (10 in the reference code).
       line_search: ``"parallel"`` or ``"backtracking"`` (:data:`LINE_SEARCHES`).
-      base: candidate step sizes are ``base^-k`` (1.5, w2ot §2).
+      base: candidate step sizes are ``base^-k`` (1.5 in the reference code).
       num_evaluations: number of candidates (10 parallel, 30 backtracking in the reference configs).
-      c1: Armijo's sufficient-decrease constant (1e-4, w2ot §2).
+      c1: Armijo's sufficient-decrease constant (1e-4 in the reference code).
       record_trace: also return J after every iteration (for convergence plots).
     """
 
@@ -400,7 +399,7 @@ class LBFGS(_SolveOne):
 class LBFGSWolfe(_SolveOne):
     """L-BFGS with the strong-Wolfe zoom line search (``optax.lbfgs`` + ``scale_by_zoom_linesearch``).
 
-    The reference code's ``linesearch: wolfe`` option (JAX's zoom search, at most 20 steps, w2ot §2);
+    The reference code's ``linesearch: wolfe`` option (JAX's zoom search, at most 20 steps);
     here the update and line search are optax's (one whole iteration per tick, vmapped over targets),
     only the stopping rule is shared with :class:`LBFGS`.
     """
@@ -434,7 +433,7 @@ class LBFGSWolfe(_SolveOne):
 
 @dataclasses.dataclass(frozen=True)
 class Adam(_SolveOne):
-    """Adam with a cosine-decayed step size (w2ot §2, ``adam.yaml``)."""
+    """Adam with a cosine-decayed step size (Amos's ``config/conjugate_solver/adam.yaml``)."""
 
     gtol: float = 0.1  # adam.yaml
     max_iter: int = 100  # adam.yaml
