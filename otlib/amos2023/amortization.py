@@ -1,4 +1,5 @@
-"""Amortization losses for the conjugate's argmin (Amos 2023, §3 and Fig. 1; w2ot §2 step 4).
+"""Amortization losses for the conjugate's argmin (Amos 2023, arXiv:2210.12153, §3 and Fig. 1; his
+``w2ot/dual_trainer.py``).
 
 A model H_phi predicts x0 = H_phi(y) ~ x_hat(y) = argmin_x f(x) - <x, y>; the prediction warm-starts the
 conjugate solver, or replaces it when there is no fine-tuning. H is trained by one of three losses,
@@ -44,7 +45,7 @@ class Terms(NamedTuple):
       y: a target batch (n, D).
       x_init: the prediction H_phi(y) (differentiable in phi).
       x_hat: the conjugate's argmin used by the dual loss (the solver's output, or sg(x_init)).
-      cycle_weight: the weight w of the cycle loss (the dimension D by default, w2ot §2).
+      cycle_weight: the weight w of the cycle loss (the dimension D by default, as the reference configs).
     """
 
     potential: Callable[[Any, jax.Array], jax.Array]
@@ -112,7 +113,7 @@ class Amortization:
         used as is).
       label: the row label of the paper's tables.
       cycle_trains_potential: for the cycle loss without fine-tuning (W2GN): theta learns from the
-        cycle and the inverse cycle term is added (``regularize_D``, w2ot §2).
+        cycle and the inverse cycle term is added (``regularize_D`` in ``w2ot/amortization.py``).
     """
 
     loss: str
@@ -124,7 +125,7 @@ class Amortization:
         if self.loss not in LOSSES:
             raise ValueError(f"unknown amortization loss {self.loss!r}; choose one of {sorted(LOSSES)}")
         if self.loss in ("regression", "none") and self.finetune is None:
-            raise ValueError(f"the {self.loss!r} amortization needs a fine-tuning solver (w2ot §2: it regresses "
+            raise ValueError(f"the {self.loss!r} amortization needs a fine-tuning solver (it regresses "
                              "onto, or relies on, the solver's output); set finetune=otlib.ot.conjugate.LBFGS_PAPER")
 
     def __call__(self, terms: Terms) -> jax.Array:
@@ -142,7 +143,7 @@ ROWS: dict[str, Amortization] = {
     "regression_adam": Amortization("regression", conjugate.ADAM_PAPER, "Regression & Adam"),
     "none_lbfgs": Amortization("none", conjugate.LBFGS_PAPER, "None & L-BFGS"),
 }
-"""The paper's rows (w2ot §1a; config names ``w2gn``, ``objective``, ``w2gn_finetune``,
+"""The paper's rows (Amos's ``config/amortization/*.yaml``: names ``w2gn``, ``objective``, ``w2gn_finetune``,
 ``objective_finetune``, ``regression``, ``none``), keyed ``<loss>_<solver>``."""
 
 

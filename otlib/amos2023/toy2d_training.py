@@ -1,4 +1,4 @@
-"""Amos's 2-D experiments (w2ot §1c, §3, §4): one W2OT potential per pair, all pairs in one compiled run.
+"""Amos's 2-D experiments (Amos 2023, arXiv:2210.12153): one W2OT potential per pair, all pairs in one compiled run.
 
 On a CPU, compiling a W2OT step (a vmapped L-BFGS inside the loss) costs more than thousands of steps on
 2-D data, so ten runs would spend most of their time compiling ten copies of the same program. Here the
@@ -51,20 +51,20 @@ __all__ = [
 ]
 
 TOY2D_CONFIG = W2OTConfig(
-    potential="nn",  # the non-convex potential of the `nn` 2-D config (w2ot §3); `icnn` is the other
+    potential="nn",  # the non-convex potential of the `nn` 2-D config; `icnn` is the other
     widths=(128, 128),  # 2-D `nn`: PotentialNN [128, 128]
     act="leaky_relu_0.2",  # 2-D configs: D uses leaky_relu_0.2
     amortizer_widths=(128, 128),  # InitNN [128, 128] at paper time (512 after commit 912c327)
     amortizer_act="elu",  # 2-D configs: H uses ELU
     amortization="regression_lbfgs",  # the paper's best row, fine-tuned with lbfgs.yaml (gtol 0.1)
     learning_rate=5e-4,  # 2-D configs
-    batch_size=10_000,  # 2-D configs: batch 10000, fresh samples every step (w2ot §4)
+    batch_size=10_000,  # 2-D configs: batch 10000, fresh samples every step
     num_steps=50_001,  # 2-D configs: 50001 iterations
     pretrain_steps=10_001,  # 2-D configs: +10001 identity pretraining steps
     pretrain_lr=1e-3,  # 2-D configs
-    pretrain_bounds=(-10.0, 10.0),  # data_bounds of the 2-D data (w2ot §3, "Bounds")
+    pretrain_bounds=(-10.0, 10.0),  # data_bounds of the 2-D data configs
 )
-"""The reference 2-D configuration (w2ot §3 config table, row 2-D ``nn``); ``dataclasses.replace`` it."""
+"""The reference 2-D configuration (Amos's ``config/dual_trainer/nn.yaml``); ``dataclasses.replace`` it."""
 
 
 @jax.tree_util.register_dataclass
@@ -205,7 +205,7 @@ def _conjugate(state: W2OTState, y: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def dual_maps(states: PairsState, names: Sequence[str] = AMOS_PAIRS) -> list[DualMaps]:
     """Each pair's potential f, forward map grad f, and, through the warm-started conjugate solver
-    (the configuration's, w2ot §2, restarted from y too for the pairs trained so), its inverse map grad f*
+    (the configuration's, restarted from y too for the pairs trained so), its inverse map grad f*
     and conjugate f*."""
     pairs = _checked(names)
     if states.alive.shape != (len(pairs),):
@@ -247,7 +247,7 @@ def _evaluation_samples(p: Pair, key: jax.Array, n: int) -> tuple[jax.Array, jax
 
 def sinkhorn_table(maps: Sequence[DualMaps], key: jax.Array, n: int = 512, *, epsilon: float = EPSILON,
                    epsilon_scale: str = "absolute", max_iterations: int = MAX_ITERATIONS) -> Any:
-    """Amos's 2-D metric per pair (w2ot §4, "2-D metric"; as :func:`otlib.ot.sinkhorn.transport_errors`).
+    """Amos's 2-D metric per pair (``eval_extra`` in ``w2ot/data.py``; as :func:`otlib.ot.sinkhorn.transport_errors`).
 
     Returns a pandas DataFrame indexed by pair with the debiased Sinkhorn divergences (cost ||x - y||^2)
     ``forward`` = S(grad f(X), Y), ``inverse`` = S(grad f*(Y), X), the reference scale
@@ -283,7 +283,7 @@ def duality_table(maps: Sequence[DualMaps], key: jax.Array, n: int = 512) -> Any
     """Weak duality as a check of the conjugate solver, on ``n`` fresh samples of each pair.
 
     For *any* potential f with its exact conjugate, f(x) + f*(y) >= <x, y>; averaged over an optimal
-    coupling of the empirical measures of X and Y (w2ot §2, "W2 relation") this gives
+    coupling of the empirical measures of X and Y (Fenchel-Young, then Kantorovich) this gives
 
         -L(f) = -(mean f(X) + mean f*(Y)) <= ½W₂²(X, Y) - ½ mean||x||² - ½ mean||y||² =: bound,
 

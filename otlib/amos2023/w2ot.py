@@ -1,4 +1,4 @@
-"""W2OT: dual W2 potentials with amortized, fine-tuned conjugates (Amos 2023, Alg. 1; w2ot §2) as a Method.
+"""W2OT: dual W2 potentials with amortized, fine-tuned conjugates (Amos 2023, arXiv:2210.12153, Alg. 1) as a Method.
 
 Learn a potential f_theta on the source alpha whose gradient is the Monge map, T = grad f, by
 minimising the Kantorovich dual with the squared Euclidean cost in its correlation form,
@@ -14,7 +14,7 @@ Each step (one jitted update of both networks from one summed loss):
 4. add the amortization loss of the table row (:mod:`otlib.amos2023.amortization`) and take one AdamW step on
    (theta, phi).
 
-``init`` pretrains f so that grad f = id on a box (w2ot §3 "Initialisation"); H starts at the identity by
+``init`` pretrains f so that grad f = id on a box (as Amos's ``w2ot/dual_trainer.py``); H starts at the identity by
 construction (its last layer is zero), which is what the reference code's pretraining of H reaches.
 Both happen inside ``init`` (a ``lax.while_loop``), so the driver's vmapped init does it per seed.
 
@@ -47,7 +47,7 @@ __all__ = ["W2OTConfig", "DEVICE_SCHEDULES", "for_device", "celeba_config", "GRA
 Params = Any
 
 POTENTIALS: dict[str, type[nn.Module]] = {"icnn": ICNN, "nn": PotentialMLP, "conv": ConvPotential}
-"""Potential models by the reference code's names (w2ot §3): convex ICNN, the non-convex MLP "NN", or the
+"""Potential models by the reference code's names (``w2ot/models/``): convex ICNN, the non-convex MLP "NN", or the
 conv potential of the CelebA64 benchmark (flattened 64x64 images)."""
 
 GRADIENT_AMORTIZERS = ("conv",)
@@ -57,7 +57,8 @@ x0 = grad H(y), and starts as a copy of the pretrained potential (Amos's image b
 
 @dataclasses.dataclass(frozen=True)
 class W2OTConfig:
-    """Hyperparameters of W2OT; defaults are the reference HD-benchmark settings (w2ot §3, config table).
+    """Hyperparameters of W2OT; defaults are the reference HD-benchmark settings (Amos's
+    ``config/dual_trainer/nn_hd_benchmark.yaml``).
 
     Attributes:
       potential: ``"nn"`` or ``"icnn"`` (:data:`POTENTIALS`).
@@ -87,12 +88,12 @@ class W2OTConfig:
         times as long with it.
     """
 
-    potential: str = "nn"  # the headline HD row uses the NN potential (w2ot §9)
+    potential: str = "nn"  # the headline HD row uses the NN potential
     widths: Optional[tuple[int, ...]] = None  # nn_hd_benchmark / icnn_hd_benchmark: [2b, 2b, b]
     act: str = "elu"  # HD configs
     amortizer_widths: Optional[tuple[int, ...]] = None  # InitNN [2b, 2b, b] in the HD configs
     amortizer_act: str = "elu"  # InitNN default
-    amortization: str = "regression_lbfgs"  # the paper's best row (w2ot §9)
+    amortization: str = "regression_lbfgs"  # the paper's best row
     conjugate_solver: Optional[ConjugateSolver] = None  # None: the row's (LBFGS_PAPER = lbfgs.yaml)
     learning_rate: float = 5e-4  # HD config table
     b1: float = 0.5  # optax.adamw(b1=0.5, b2=0.5) of the reference trainer
@@ -101,11 +102,11 @@ class W2OTConfig:
     alpha: float = 1e-4  # cosine decay's final factor
     batch_size: int = 1024  # HD config table
     num_steps: int = 250_001  # HD config table
-    pretrain_steps: int = 10_001  # w2ot §3 "Initialisation"
+    pretrain_steps: int = 10_001  # num_pretrain_iter of w2ot/dual_trainer.py
     pretrain_lr: float = 1e-3  # HD config table
     pretrain_tol: float = 1e-6  # early exit after iteration 1000
     pretrain_bounds: tuple[float, float] = (-5.0, 5.0)  # HD data_bounds
-    cycle_weight: Optional[float] = None  # None: D (w2ot §2, HD and 2-D)
+    cycle_weight: Optional[float] = None  # None: D (the reference configs, HD and 2-D)
     restart_from_target: bool = False  # otlib's option, not the paper's: a second solve from x = y
 
     def __post_init__(self) -> None:
@@ -145,12 +146,12 @@ DEVICE_SCHEDULES: dict[str, ConjugateSolver] = {
 }
 """The execution schedule of the paper's L-BFGS (lbfgs.yaml: gtol 0.1, Armijo over 1.5^-k, k < 10) by
 platform. Both accept the same steps; a GPU evaluates every step size at once (parallel Armijo, one
-iteration per tick of :func:`otlib.ot.conjugate.conjugates`), a CPU tries them one at a time (about 2.7x
-faster there at D = 64: most iterations accept the first step size)."""
+iteration per tick of :func:`otlib.ot.conjugate.conjugates`), a CPU tries them one at a time (faster there:
+most iterations accept the first step size; timings in ``docs/performance.md``)."""
 
 
 def celeba_config(**overrides: Any) -> W2OTConfig:
-    """Amos's CelebA64-benchmark settings (his ``image_benchmark`` config; w2ot §3 config table): the conv
+    """Amos's CelebA64-benchmark settings (his ``config/dual_trainer/image_benchmark.yaml``): the conv
     potential for f and H (H through its gradient, starting as a copy of the pretrained f), ELU, AdamW
     from 1e-4, 50001 steps of batch 64, identity pretraining at 1e-4 on [-1, 1], cycle weight 1e4."""
     base = {"potential": "conv", "act": "elu", "amortizer_act": "elu", "learning_rate": 1e-4, "pretrain_lr": 1e-4,
@@ -245,13 +246,13 @@ def inverse(state: W2OTState, y: jax.Array, solver: Optional[ConjugateSolver] = 
 
 
 def dual_loss(f: Callable[[jax.Array], jax.Array], x: jax.Array, y: jax.Array, x_hat: jax.Array) -> jax.Array:
-    """mean f(X) + mean(<x_hat, Y> - f(x_hat)) with x_hat = grad f*(Y) held fixed (Alg. 1; w2ot §2)."""
+    """mean f(X) + mean(<x_hat, Y> - f(x_hat)) with x_hat = grad f*(Y) held fixed (Alg. 1)."""
     x_hat = jax.lax.stop_gradient(x_hat)
     return jnp.mean(f(x)) + jnp.mean(jnp.sum(x_hat * y, axis=-1) - f(x_hat))
 
 
 # ----------------------------------------------------------------------------------------------------
-# Initialisation: f pretrained to grad f = id (w2ot §3).
+# Initialisation: f pretrained to grad f = id (``pretrain_identity`` in w2ot/dual_trainer.py).
 
 def _pretrain_identity(config: W2OTConfig, theta: Params, key: jax.Array, dim: int) -> Params:
     """Adam(pretrain_lr) on mean ||grad f(x) - x||^2, x ~ U(box)^D, for ``pretrain_steps`` steps or
