@@ -82,7 +82,7 @@ def test_parallel_and_backtracking_armijo_take_the_same_steps(quadratic):
 
 def test_backtracking_evaluates_each_step_size_once():
     # f = 2||x||^2 from x = y: the first direction is -3y; steps 1 and 1/1.5 fail Armijo, 1/1.5^2 passes.
-    # Evaluations: 1 at the start + 3 trials; the reference code evaluates step 1 twice (w2ot §8), 5.
+    # Evaluations: 1 at the start + 3 trials; the reference code evaluates step 1 twice, 5.
     calls = []
 
     def f(x):

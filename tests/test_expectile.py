@@ -65,7 +65,7 @@ def _norm(tree) -> float:
     return float(sum(jnp.sum(jnp.abs(leaf)) for leaf in jax.tree.leaves(tree)))
 
 
-# Which parameters each term trains (OTT-JAX 0.6.0's stop-gradients, digest §2 steps 3-5).
+# Which parameters each term trains (OTT-JAX 0.6.0's stop-gradients in expectile_neural_dual.py).
 ROUTING = {"dual": (False, True), "amortization": (True, False), "reg_potential": (False, True),
            "reg_transform": (False, True)}
 

@@ -52,7 +52,7 @@ def test_unbiased_for_equal_laws_and_positive_for_a_shift():
     null = np.asarray(estimate(keys, 0.0))
     stderr = null.std() / np.sqrt(len(null))
     assert abs(null.mean()) < 4 * stderr  # the mean is exactly 0: no diagonal bias
-    assert (null < 0).mean() > 0.2  # ... so single estimates are often negative (WAE issue #13)
+    assert (null < 0).mean() > 0.2  # ... so single estimates are often negative (tolstikhin/wae issue #13)
     shifted = np.asarray(estimate(keys, 1.0))
     assert shifted.mean() > 10 * shifted.std() / np.sqrt(len(shifted)) and shifted.mean() > 20 * stderr
 

@@ -53,7 +53,7 @@ def test_transport_errors_of_exact_and_identity_maps():
 
 
 def test_square_five_to_four_matches_the_enot_tutorial():
-    # enot.md §4: Sinkhorn divergence source ↔ target = 21.15 on 512 points (ε = 1e-3 there)
+    # OTT-JAX 0.6.0's ENOT tutorial: Sinkhorn divergence source ↔ target = 21.15 on 512 points (ε = 1e-3 there)
     errors = transport_errors(lambda x: x, None, toy2d.pair("square_five_to_four"), jax.random.key(5))
     np.testing.assert_allclose(float(errors["forward"]), 21.15, atol=0.6)
 

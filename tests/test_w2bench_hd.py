@@ -1,4 +1,5 @@
-"""DenseICNN, Mix3, the HD pair and its metrics against reference values (otlib.w2bench; digest §1-3, §5.1)."""
+"""DenseICNN, Mix3, the HD pair and its metrics against reference values (otlib.w2bench;
+Korotin et al. 2021, arXiv:2106.01954)."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def test_benchmark_pair(w2bench_data: Path) -> None:
     x = bench.sample_source(jax.random.key(1), 4096)
     y = bench.transport(x)
     assert y.shape == x.shape and y.dtype == jnp.float32
-    # Q is standardised: mean ~ 0, total variance ~ D (§1.5)
+    # Q is standardised: mean ~ 0, total variance ~ D (as standardize_potential)
     np.testing.assert_allclose(np.asarray(y).mean(axis=0), 0.0, atol=0.06)
     assert abs(float(np.asarray(y).var(axis=0).sum()) - 2.0) < 0.1
     # T* is the gradient of the potential, and the pytree passes through jit

@@ -14,7 +14,7 @@ from otlib.amos2023.w2ot import W2OTConfig, W2OTState, inverse, networks, transp
 from otlib.core.train import train
 
 # ----------------------------------------------------------------------------------------------------
-# Amortization losses: which parameters each one trains (w2ot §2 step 4).
+# Amortization losses: which parameters each one trains (as Amos's w2ot/dual_trainer.py).
 
 
 def _terms(dim: int = 3):
