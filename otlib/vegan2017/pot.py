@@ -88,7 +88,7 @@ class VAEConfig:
 
     @property
     def gaussian_encoder(self) -> bool:
-        """Always: the KL term needs the density of Q(Z|x) (a deterministic code has KL = inf, §2.5)."""
+        """Always: the KL term needs the density of Q(Z|x) (a deterministic code has KL = inf)."""
         return True
 
 

@@ -91,7 +91,7 @@ def check_dim(dim: int) -> int:
 
 
 def file_name(dim: int, version: int, *, conj: bool = False) -> str:
-    """``{D}_v{k}.pt`` or ``{D}_v{k}_conj.pt`` (version k in {1, 2}, §1.3-1.4)."""
+    """``{D}_v{k}.pt`` or ``{D}_v{k}_conj.pt`` (version k in {1, 2})."""
     check_dim(dim)
     if version not in (1, 2):
         raise ValueError(f"version must be 1 or 2 (the two potentials psi_1, psi_2), got {version!r}")
