@@ -2,7 +2,7 @@
 
 Papermill starts kernels in the caller's directory and nbval in the notebook's directory; resolving
 every path from the root (the folder holding ``pyproject.toml`` next to the ``otlib`` package) makes
-both, and a user's own ``python`` session, read and write the same files.
+both, and a user's own ``python`` process, read and write the same files.
 """
 
 from __future__ import annotations
