@@ -102,12 +102,18 @@ def test_the_time_to_accuracy_figure_draws_a_curve_and_the_published_line(runs):
     flat = [tuple(line.get_ydata()) for line in ax.lines if len(set(line.get_ydata())) == 1]
     assert flat == [(0.02, 0.02)] * 2
     plt.close(fig)
+    fig = paper.plot_time_to_accuracy(paper.load_records(runs["folder"] / "records"), clock="cpu_s")
+    assert fig.axes[0].get_xlabel().startswith("CPU seconds") and len(fig.axes[0].lines) == 4
+    plt.close(fig)
+    with pytest.raises(ValueError, match="clock"):
+        paper.plot_time_to_accuracy([], clock="steps")
 
 
 def test_the_notebook_table_has_one_row_per_record(runs):
     table = paper.paper_table(paper.load_records(runs["folder"] / "records"))
     assert len(table) == 2 and set(table["published (%)"]) == {0.02} and set(table["width"]) == {"32x32"}
     assert table["status"].str.startswith("finished").all()
+    assert paper.paper_table([]).empty
 
 
 def test_a_record_stops_at_the_target_and_restarts_without_its_checkpoint(runs, tmp_path):
