@@ -122,16 +122,17 @@ def _run_peer(folder: Path, dim: int, bench, budget: Budget) -> dict:
     from otlib.bench.enot import race_peer
 
     seeds = budget.enot_seeds
-    stored = cells.load_cell(folder, PEER_ROW, dim)
-    if cells.cell_matches(stored, budget.enot_steps, seeds, repr(budget)):
-        return stored
-    runs = [race_peer(bench, budget.enot_steps, seed, batch_size=budget.batch_size) for seed in range(seeds)]
-    return cells.store_cell(folder, PEER_ROW, dim, {
-        "steps": budget.enot_steps, "seeds": seeds, "tag": repr(budget), "metric": "l2_uvp",
-        "values": [r["l2_uvp"] for r in runs], "diverged": [False] * seeds,
-        "train_s": sum(r["train_s"] for r in runs), "compile_s": None,
-        "wall_s": sum(r["train_s"] for r in runs), "steps_per_s": statistics.median(r["steps_per_s"] for r in runs),
-        "ms_per_step": 1e3 / statistics.median(r["steps_per_s"] for r in runs)})
+    with cells.cell_lock(folder, PEER_ROW, dim):  # one writer per cell, as run_cell
+        stored = cells.load_cell(folder, PEER_ROW, dim)
+        if cells.cell_matches(stored, budget.enot_steps, seeds, repr(budget)):
+            return stored
+        runs = [race_peer(bench, budget.enot_steps, seed, batch_size=budget.batch_size) for seed in range(seeds)]
+        return cells.store_cell(folder, PEER_ROW, dim, {
+            "steps": budget.enot_steps, "seeds": seeds, "tag": repr(budget), "metric": "l2_uvp",
+            "values": [r["l2_uvp"] for r in runs], "diverged": [False] * seeds,
+            "train_s": sum(r["train_s"] for r in runs), "compile_s": None,
+            "wall_s": sum(r["train_s"] for r in runs), "steps_per_s": statistics.median(r["steps_per_s"] for r in runs),
+            "ms_per_step": 1e3 / statistics.median(r["steps_per_s"] for r in runs)})
 
 
 def _baseline_records(dim: int, bench, seeds: int, n: int, key: jax.Array) -> list[dict]:
