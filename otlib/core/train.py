@@ -15,6 +15,12 @@
    with the same checkpoint path resumes from it; ``until`` stops early at a step (a time budget, or a
    simulated interruption in tests); ``after_chunk`` runs the caller's own work there, off the clock
    (the speed races interleave a peer's training with otlib's this way).
+
+When more than one device is visible (several GPUs, or ``--xla_force_host_platform_device_count``), the
+seed axis is laid on a one-axis device mesh (``jax.sharding``): each device trains its share of the
+seeds, the seed count padded up to a multiple of the devices used with copies of the last seed (dropped
+again from every result and checkpoint, so a checkpoint resumes on any number of devices). With one device,
+or one seed, nothing changes.
 """
 
 from __future__ import annotations
@@ -170,6 +176,52 @@ def _chunk_fn(method: Method, threshold: float, num_seeds: int):
     return chunk
 
 
+class _SeedLayout:
+    """Where the seed axis lives: on one device, or split over a mesh of the visible devices.
+
+    ``pad`` appends copies of the last seed up to ``padded`` seeds (a multiple of the devices used),
+    ``unpad`` drops them, ``shard`` puts a padded tree on the mesh along its leading axis. With one device,
+    or one seed, all three return their argument.
+    """
+
+    def __init__(self, num_seeds: int):
+        devices = jax.devices()
+        used = min(len(devices), num_seeds)
+        self.num_seeds = num_seeds
+        self.padded = -(-num_seeds // used) * used
+        self.sharding = None
+        self.replicated = None
+        if used > 1:
+            mesh = jax.sharding.Mesh(np.asarray(devices[:used]), ("seeds",))
+            self.sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("seeds"))
+            self.replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+    def pad(self, tree):
+        extra = self.padded - self.num_seeds
+        if not extra:
+            return tree
+        index = np.minimum(np.arange(self.padded), self.num_seeds - 1)
+        return jax.tree.map(lambda a: a[index], tree)
+
+    def unpad(self, tree):
+        if self.padded == self.num_seeds:
+            return tree
+        return jax.tree.map(lambda a: a[:self.num_seeds], tree)
+
+    def shard(self, tree):
+        return tree if self.sharding is None else jax.device_put(tree, self.sharding)
+
+    def jit(self, fn, *, seeds_in: tuple[bool, ...], seeds_out, **kwargs):
+        """``jax.jit(fn)``, with the arguments and outputs flagged ``True`` split over the mesh."""
+        if self.sharding is None:
+            return jax.jit(fn, **kwargs)
+        def where(flag: bool):
+            return self.sharding if flag else self.replicated
+
+        return jax.jit(fn, in_shardings=tuple(where(f) for f in seeds_in),
+                       out_shardings=jax.tree.map(where, seeds_out), **kwargs)
+
+
 def _stack_logs(rows: list[dict[str, np.ndarray]], steps: list[int]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {"step": np.asarray(steps, dtype=np.int64)}
     for name in (rows[0] if rows else {}):
@@ -204,7 +256,7 @@ def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, nu
       key: the run's PRNG key (``jax.random.key(seed)``); seed ``i`` uses ``split(key, num_seeds)[i]``.
       num_steps: total steps; by default the configuration's (``method.num_steps``), and it must agree with
         it where the configuration sets one (see :func:`_num_steps`).
-      num_seeds: seeds trained at once with ``vmap``.
+      num_seeds: seeds trained at once with ``vmap`` (split over the devices when several are visible).
       chunk_size: steps per compiled ``scan`` (and per progress-bar update and checkpoint).
       eval_every: evaluate every this many steps (rounded to chunk ends) and always at the end;
         ``None`` evaluates only at the end. Ignored when the method has no ``evaluate``.
@@ -224,9 +276,10 @@ def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, nu
     stop = num_steps if until is None else min(int(until), num_steps)
 
     init_key, train_key, eval_key = jax.random.split(key, 3)
-    train_keys = jax.random.split(train_key, num_seeds)
-    states = jax.jit(jax.vmap(method.init))(jax.random.split(init_key, num_seeds))
-    carry = (states, jnp.ones(num_seeds, bool), jnp.full(num_seeds, -1, jnp.int32))
+    layout = _SeedLayout(num_seeds)
+    train_keys = layout.shard(layout.pad(jax.random.split(train_key, num_seeds)))
+    states = jax.jit(jax.vmap(method.init))(layout.pad(jax.random.split(init_key, num_seeds)))
+    carry = (states, jnp.ones(layout.padded, bool), jnp.full(layout.padded, -1, jnp.int32))
 
     history_rows: list[dict[str, np.ndarray]] = []
     history_steps: list[int] = []
@@ -236,17 +289,21 @@ def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, nu
     fingerprint = json.dumps({"method": method.name, "config": repr(method.config), "num_steps": num_steps,
                               "num_seeds": num_seeds, "key": np.asarray(jax.random.key_data(key)).tolist()})
     if checkpoint is not None and Path(checkpoint).exists():
-        carry, extra = ckpt.restore(checkpoint, carry, fingerprint)
+        carry, extra = ckpt.restore(checkpoint, layout.unpad(carry), fingerprint)
+        carry = layout.pad(carry)
         step = int(extra["step"])
         history_rows, history_steps = extra["history_rows"], extra["history_steps"]
         eval_rows, eval_steps = extra["eval_rows"], extra["eval_steps"]
 
     # Donating the carry lets XLA update the state in place; the CPU backend cannot and would warn.
     donate = (0,) if jax.default_backend() != "cpu" else ()
-    chunk = jax.jit(_chunk_fn(method, divergence_threshold, num_seeds), donate_argnums=donate)
+    carry = layout.shard(carry)
+    chunk = layout.jit(_chunk_fn(method, divergence_threshold, layout.padded), seeds_in=(True, True, False),
+                       seeds_out=(True, True), donate_argnums=donate)
     evaluate = None
     if method.evaluate is not None:
-        evaluate = jax.jit(lambda s, k: jax.vmap(method.evaluate)(s, jax.random.split(k, num_seeds)))
+        evaluate = layout.jit(lambda s, k: jax.vmap(method.evaluate)(s, layout.pad(jax.random.split(k, num_seeds))),
+                              seeds_in=(True, False), seeds_out=True)
 
     compiled: dict[int, Any] = {}
     compile_s = train_s = 0.0
@@ -260,14 +317,14 @@ def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, nu
             compile_s += time.perf_counter() - t0
         t0 = time.perf_counter()
         carry, means = compiled[length](carry, train_keys, steps)
-        means = jax.device_get(means)
+        means = layout.unpad(jax.device_get(means))
         train_s += time.perf_counter() - t0
         return carry, means
 
     def run_eval(carry, at: int):
         nonlocal compile_s
         t0 = time.perf_counter()
-        values = jax.device_get(evaluate(carry[0], jax.random.fold_in(eval_key, at)))
+        values = layout.unpad(jax.device_get(evaluate(carry[0], jax.random.fold_in(eval_key, at))))
         compile_s += time.perf_counter() - t0  # evaluation is not training time
         eval_rows.append({k: np.asarray(v) for k, v in values.items()})
         eval_steps.append(at)
@@ -287,16 +344,17 @@ def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, nu
                 bar.set_postfix_str("evaluating" + ("" if eval_rows else " (compiling the evaluation)"), refresh=True)
                 run_eval(carry, step)
             if checkpoint is not None:
-                ckpt.save(checkpoint, carry, fingerprint, step=step, history_rows=history_rows,
+                ckpt.save(checkpoint, layout.unpad(carry), fingerprint, step=step, history_rows=history_rows,
                           history_steps=history_steps, eval_rows=eval_rows, eval_steps=eval_steps)
             if after_chunk is not None:
                 after_chunk(step)
             bar.update(length)
             loss = np.nanmean(means["loss"]) if np.isfinite(means["loss"]).any() else float("nan")
-            bar.set_postfix(loss=f"{loss:.4g}", alive=f"{int(np.asarray(carry[1]).sum())}/{num_seeds}")
+            bar.set_postfix(loss=f"{loss:.4g}", alive=f"{int(np.asarray(layout.unpad(carry[1])).sum())}/{num_seeds}")
 
     if evaluate is not None and (not eval_steps or eval_steps[-1] != step):
         run_eval(carry, step)
+    carry = layout.unpad(carry)
     alive, diverged_at = jax.device_get(carry[1:])
     return RunResult(method=method.name, state=carry[0], steps=step, num_steps=num_steps,
                      history=_stack_logs(history_rows, history_steps), evals=_stack_logs(eval_rows, eval_steps),
