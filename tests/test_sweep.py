@@ -78,6 +78,35 @@ def test_dry_run_and_refusal_of_another_configuration(tmp_path, capsys):
     assert "missing" in out and "conflict" in out
 
 
+def test_failed_cells_report_their_log_and_retry_at_most_max_retries(tmp_path, monkeypatch):
+    """The job book says cell D=2 ran as Slurm job 41_0 and D=4 as 42_0, and their jobs wrote failures."""
+    specs = sweep.plan("w2_benchmark_hd", _params("-p", "dims=[2, 4]", *TINY), tmp_path / "cells")
+    book = {"cells": {}}
+    for spec, job, attempts in zip(specs, ("41_0", "42_0"), (1, 3)):
+        book["cells"][spec.key] = {"cell": spec.name, "attempts": attempts, "tag": spec.signature()["tag"],
+                                   "jobs": [{"job_id": job, "executor": "slurm", "submitted": 0.0,
+                                             "stdout": f"/logs/{job}_0_log.out", "stderr": f"/logs/{job}_0_log.err"}]}
+        sweep._write_status(spec, state="failed", job_id=job, error="FloatingPointError: nan")
+    sweep._save_jobs(tmp_path / "cells", book)
+
+    monkeypatch.setattr(sweep, "_squeue", lambda: None)  # no Slurm to ask: never taken for ended
+    assert [s["state"] for s in sweep.statuses(specs)] == ["unknown", "unknown"]
+    assert sweep.submit(specs, executor="slurm", dry_run=True, log=lambda m: None) == []
+
+    monkeypatch.setattr(sweep, "_squeue", lambda: {})  # asked: neither job is queued any more
+    states = sweep.statuses(specs)
+    assert [s["state"] for s in states] == ["failed", "failed"]
+    text = sweep.format_statuses(states)
+    assert "FloatingPointError: nan; log /logs/41_0_0_log.err" in text and "attempt 3 of 3" in text
+    said = []
+    planned = sweep.submit(specs, executor="slurm", dry_run=True, log=said.append)
+    assert [p["cell"] for p in planned] == ["ENOT, D=2"]  # D=4 has failed 3 times: 1 + max_retries
+    assert any("not resubmitted (failed 3 times): ENOT, D=4" in m for m in said)
+
+    monkeypatch.setattr(sweep, "_squeue", lambda: {"41_0": "PENDING", "42_0": "RUNNING"})
+    assert [s["state"] for s in sweep.statuses(specs)] == ["pending", "running"]
+
+
 @pytest.fixture
 def quiet_jobs(w2bench_data, monkeypatch):
     """Jobs inherit this environment: the shared benchmark files, the CPU, no bars."""

@@ -184,14 +184,15 @@ def _save_jobs(folder: Path, jobs: dict) -> None:
     atomic_write_text(path, json.dumps(jobs, indent=1, sort_keys=True) + "\n")
 
 
-def _squeue() -> dict[str, str]:
-    """Slurm's queue: job id (``123`` or array task ``123_4``) -> state (``PENDING``, ``RUNNING``, ...)."""
+def _squeue() -> Optional[dict[str, str]]:
+    """Slurm's queue: job id (``123`` or array task ``123_4``) -> state (``PENDING``, ``RUNNING``, ...);
+    ``None`` when ``squeue`` cannot be asked (then no Slurm job is taken for ended)."""
     try:
         out = subprocess.run(["squeue", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
-        return {}
+        return None
     if out.returncode != 0:
-        return {}
+        return None
     return dict(line.split("|", 1) for line in out.stdout.split() if "|" in line)
 
 
@@ -211,10 +212,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _job_state(job: dict, queue: Optional[dict[str, str]]) -> Optional[str]:
-    """``"pending"`` or ``"running"`` while the scheduler holds the job, else ``None``."""
+    """``"pending"`` or ``"running"`` while the scheduler holds the job, ``"unknown"`` when Slurm cannot be
+    asked, else ``None`` (the job has ended)."""
     if job["executor"] == "local":
         return "running" if _pid_alive(int(job["job_id"])) else None
-    state = (queue or {}).get(job["job_id"])
+    if queue is None:
+        return "unknown"
+    state = queue.get(job["job_id"])
     if state is None:
         return None
     return "running" if state in ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED") else "pending"
@@ -223,9 +227,10 @@ def _job_state(job: dict, queue: Optional[dict[str, str]]) -> Optional[str]:
 def statuses(specs: Sequence[CellSpec]) -> list[dict]:
     """Each cell's state: ``done``, ``conflict`` (stored with another configuration), ``pending``,
     ``running``, ``failed`` (its job ended without storing the cell: the error and log are given),
-    ``unfinished`` (a checkpoint and no job) or ``missing``; with its job, attempts and log."""
+    ``unknown`` (a Slurm job, and ``squeue`` failed), ``unfinished`` (a checkpoint and no job) or
+    ``missing``; with its job, attempts and log."""
     by_folder: dict[str, dict] = {}
-    queue = None
+    queue, asked = None, False
     out = []
     for spec in specs:
         jobs = by_folder.setdefault(spec.folder, _load_jobs(Path(spec.folder)))
@@ -254,9 +259,12 @@ def statuses(specs: Sequence[CellSpec]) -> list[dict]:
             out.append({**info, "state": "unfinished" if checkpoint else "missing"})
             continue
         job = entry["jobs"][-1]
-        if job["executor"] == "slurm" and queue is None:
-            queue = _squeue()
+        if job["executor"] == "slurm" and not asked:
+            queue, asked = _squeue(), True
         active = _job_state(job, queue)
+        if active == "unknown":
+            out.append({**info, "state": "unknown", "error": "squeue failed: is this a Slurm host?"})
+            continue
         if active:
             if entry.get("tag") != sig["tag"]:
                 out.append({**info, "state": "conflict", "error": (
@@ -289,7 +297,7 @@ def format_statuses(states: Sequence[dict], *, max_retries: int = DEFAULT_MAX_RE
             line += f"  job {s['job']} (attempt {s['attempts']} of {1 + max_retries})"
         if s["state"] == "failed":
             line += f"  {s['error']}; log {s['log']}"
-        elif s["state"] == "conflict":
+        elif s["state"] in ("conflict", "unknown"):
             line += f"  {s['error']}"
         elif s["state"] in ACTIVE:
             line += f"  log {s['log']}"
@@ -403,7 +411,7 @@ def wait(specs: Sequence[CellSpec], *, poll_s: float = 10.0, timeout_s: Optional
             done = sum(s["state"] == "done" for s in states)
             bar.update(done - bar.n)
             retry = [s for s in states if s["state"] in TODO and s["attempts"] <= max_retries]
-            waiting = [s for s in states if s["state"] in ACTIVE]
+            waiting = [s for s in states if s["state"] in (*ACTIVE, "unknown")]
             if retry:
                 submit(specs, max_retries=max_retries, log=log, **submit_options)
             elif not waiting:
