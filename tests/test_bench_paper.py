@@ -157,3 +157,23 @@ def test_accuracy_race_reaches_a_loose_target(w2bench_data):
     if out["peer_run"]:
         assert out["peer_l2_uvp"] is not None and math.isfinite(out["peer_l2_uvp"])
         assert (out["peer_s"] is None) == (out["ratio"] is None)
+
+
+def test_the_peer_record_resumes_its_ott_jax_states(w2bench_data, tmp_path):
+    pytest.importorskip("ott.neural.methods.expectile_neural_dual")
+    kwargs = dict(seeds=1, max_steps=40, eval_every=20, n_eval=1024, folder=tmp_path,
+                  checkpoint_folder=tmp_path / "ck")
+    whole = paper.run_record(paper.PEER_ROW, 2, **kwargs, name="peer_whole", log=lambda m: None)
+    assert whole["status"] == "finished" and [h["step"] for h in whole["history"]] == [20, 40]
+    with pytest.raises(_Interrupt):
+        paper.run_record(paper.PEER_ROW, 2, **dict(kwargs, checkpoint_folder=tmp_path / "ck2"), name="peer_cut",
+                         log=_interrupt_at(20))
+    messages: list[str] = []
+    resumed = paper.run_record(paper.PEER_ROW, 2, **dict(kwargs, checkpoint_folder=tmp_path / "ck2"),
+                               name="peer_cut", log=messages.append)
+    assert any("resuming" in m and "step 20" in m for m in messages)
+    assert [h["step"] for h in resumed["history"]] == [20, 40]
+    # restored states and the same batch stream: the values of an uninterrupted run
+    assert resumed["final"]["l2_uvp"] == pytest.approx(whole["final"]["l2_uvp"], rel=1e-3)
+    with pytest.raises(ValueError, match="even"):
+        paper.run_record(paper.PEER_ROW, 2, **dict(kwargs, eval_every=21), name="odd", log=lambda m: None)

@@ -15,6 +15,8 @@ Three commands (``python -m otlib.bench <command> --help``):
   the cosine schedule spans it) or at ``--max-wall-s`` (a unit of a few hours at most). Run again with
   the same arguments, it resumes from its checkpoint (a run stopped at its wall-time cap goes on when given
   a larger ``--max-wall-s``); where the checkpoint is absent (another machine) it says so and restarts.
+  ``--row "ENOT (OTT-JAX 0.6.0)"`` records the peer, OTT-JAX's ``ExpectileNeuralDual`` with its defaults,
+  the same way (its states saved with ``flax.serialization``).
 * ``paper``: reads every record and prints the table of recorded cells and one JSON line
   ``{"cells": [{"row", "dim", "steps", "seeds", "wall_s", "l2_uvp", "published", "ratio"}, ...]}``.
 * ``accuracy --dim D``: otlib's ENOT (:data:`otlib.bench.enot.RECOMMENDED`) and OTT-JAX's
@@ -48,20 +50,21 @@ import numpy as np
 
 from otlib import w2bench
 from otlib.bench import cells
-from otlib.core.files import atomic_write_text
+from otlib.core.files import atomic_write_bytes, atomic_write_text
 from otlib.core.paths import ROOT, results_dir, shared_dir
 from otlib.core.train import train
 
-__all__ = ["TARGET_FACTOR", "RECORD_ROWS", "record_name", "published_value", "run_record", "load_records",
+__all__ = ["TARGET_FACTOR", "PEER_ROW", "RECORD_ROWS", "record_name", "published_value", "run_record", "load_records",
            "paper_cells", "paper_table", "plot_time_to_accuracy", "accuracy_race", "main_record", "main_paper",
            "main_accuracy"]
 
 TARGET_FACTOR = 1.1
 """A record stops once its mean L2-UVP over seeds is at most this times the published value."""
 
-RECORD_ROWS = ("ENOT", "W2OT NN: Regression & L-BFGS", "W2OT ICNN: Regression & L-BFGS")
-"""Rows ``record`` trains (:data:`otlib.bench.hd_table.ROWS`' names): ENOT and W2OT's best row (Regression &
-L-BFGS) with the NN and ICNN potentials."""
+PEER_ROW = "ENOT (OTT-JAX 0.6.0)"
+RECORD_ROWS = ("ENOT", "W2OT NN: Regression & L-BFGS", "W2OT ICNN: Regression & L-BFGS", PEER_ROW)
+"""Rows ``record`` trains (:data:`otlib.bench.hd_table.ROWS`' names): ENOT, W2OT's best row (Regression &
+L-BFGS) with the NN and ICNN potentials, and OTT-JAX's ENOT with its defaults (the peer)."""
 
 _PAPER_STEPS = {"ENOT": 200_000, "W2OT": 250_000}
 """The papers' budgets: ENOT 200k steps (Buzun et al. 2024, Table 4); W2OT 250k after pretraining (Amos 2023)."""
@@ -198,6 +201,102 @@ def _mean(values: Sequence[Optional[float]]) -> float:
     return float(np.mean(finite)) if finite and len(finite) == len(values) else math.nan
 
 
+class _Recorder:
+    """The record file of one run: opened (fresh or resumed), updated after every chunk and evaluation, closed."""
+
+    def __init__(self, path: Path, ckpt: Path, record: dict[str, Any], log) -> None:
+        self.path, self.ckpt, self.record, self.log = path, ckpt, record, log
+        self.offset, self.cpu_offset = float(record["wall_s"]), float(record["cpu_s"])
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    @classmethod
+    def open(cls, path: Path, ckpt: Path, config: dict[str, Any], *, checkpoint_step: Optional[int],
+             fields: dict[str, Any], max_wall_s: float, log) -> tuple[Optional[_Recorder], dict[str, Any]]:
+        """``(recorder, record)``; the recorder is None when the record is already done under ``config``.
+
+        ``checkpoint_step`` is the step of the run's checkpoint (None: none). A checkpoint without a record
+        of the same configuration is removed and the run restarts.
+        """
+        name = path.stem
+        old = json.loads(path.read_text()) if path.exists() else None
+        same = old is not None and old.get("config") == config
+        capped = same and str(old.get("stop_reason")).startswith("wall-time cap")
+        if same and old["status"] != "running" and (not capped or old["wall_s"] >= max_wall_s):
+            log(f"{name}: already {old['status']} ({old.get('stop_reason')}) at step {old['steps']}; nothing to do")
+            return None, old
+        resume = same and checkpoint_step is not None
+        if resume:
+            log(f"{name}: resuming from {ckpt} at step {checkpoint_step}")
+        elif same:
+            log(f"{name}: checkpoint {ckpt} is absent (another machine, or removed): restarting from step 0")
+        elif old is not None:
+            log(f"{name}: the record {path} has another configuration; starting afresh")
+        if checkpoint_step is not None and not resume:
+            log(f"{name}: checkpoint at step {checkpoint_step} without a matching record: restarting from step 0")
+            ckpt.unlink()
+        start = checkpoint_step if resume else 0
+        here = provenance()
+        runs = old["provenance"]["runs"] if resume else []
+        runs.append({"started": _now(), "from_step": start, **{k: here[k] for k in ("commit", "otlib_modified")}})
+        record: dict[str, Any] = {
+            "name": name, **fields, "config": config, "max_wall_s": max_wall_s, "status": "running",
+            "stop_reason": None, "steps": start, "wall_s": float(old["wall_s"]) if resume else 0.0,
+            "cpu_s": float(old.get("cpu_s") or 0.0) if resume else 0.0,
+            "final": old.get("final") if resume else None,
+            "history": [h for h in old["history"] if h["step"] <= start] if resume else [],
+            "provenance": {**here, "started": old["provenance"]["started"] if resume else _now(), "updated": _now(),
+                           "runs": runs, "checkpoint": str(ckpt.relative_to(ROOT)) if ckpt.is_relative_to(ROOT)
+                           else str(ckpt)},
+        }
+        recorder = cls(path, ckpt, record, log)
+        recorder.write()
+        return recorder, record
+
+    def write(self) -> None:
+        self.record["provenance"]["updated"] = _now()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, _dumps(self.record))
+
+    def clocks(self) -> tuple[float, float]:
+        return self.offset + time.perf_counter() - self.t0, self.cpu_offset + time.process_time() - self.c0
+
+    def chunk(self, step: int) -> None:
+        """After a chunk without an evaluation: the step and clocks; stop at the wall-time cap."""
+        wall, cpu = self.clocks()
+        self.record.update(steps=step, wall_s=round(wall, 2), cpu_s=round(cpu, 2))
+        self.write()
+        if wall > self.record["max_wall_s"]:
+            raise _Stop(f"wall-time cap ({self.record['max_wall_s']:.0f} s)")
+
+    def evaluation(self, step: int, values: dict[str, list], loss: Optional[list] = None) -> None:
+        """After an evaluation: a history entry, the finals; stop at the target or the wall-time cap."""
+        wall, cpu = self.clocks()
+        rec = self.record
+        rec.update(steps=step, wall_s=round(wall, 2), cpu_s=round(cpu, 2))
+        entry = {"step": step, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "load": round(os.getloadavg()[0], 2),
+                 "l2_uvp": values["l2_uvp"], "loss": loss}
+        if "l2_uvp_inverse" in values:
+            entry["l2_uvp_inverse"] = values["l2_uvp_inverse"]
+        rec["history"].append(entry)
+        rec["final"] = {"step": step, **values}
+        mean, published, factor = _mean(values["l2_uvp"]), rec["published"], rec["config"]["target_factor"]
+        self.write()
+        self.log(f"{rec['name']}: step {step}, {wall:.0f} s, L2-UVP {values['l2_uvp']} (mean {mean:.4g}, "
+                 f"published {published})")
+        if published is not None and mean <= factor * published:
+            raise _Stop(f"target reached (mean L2-UVP {mean:.4g} <= {factor} x published {published})")
+        if wall > rec["max_wall_s"]:
+            raise _Stop(f"wall-time cap ({rec['max_wall_s']:.0f} s)")
+
+    def close(self, status: str, reason: str) -> dict[str, Any]:
+        rec = self.record
+        rec["status"], rec["stop_reason"] = status, reason
+        rec["provenance"]["runs"][-1].update(ended=_now(), to_step=rec["steps"])
+        self.write()
+        self.log(f"{rec['name']}: {status} ({reason}) at step {rec['steps']}, {rec['wall_s']:.0f} s")
+        return rec
+
+
 def run_record(row: str, dim: int, *, seeds: int = 2, seed: int = 0, hidden: Optional[Sequence[int]] = None,
                max_steps: Optional[int] = None, max_wall_s: float = 7200.0, eval_every: int = 2000,
                chunk_size: int = 1000, n_eval: int = 2 ** 14, name: Optional[str] = None,
@@ -205,116 +304,125 @@ def run_record(row: str, dim: int, *, seeds: int = 2, seed: int = 0, hidden: Opt
                target_factor: float = TARGET_FACTOR, note: str = "", log=print) -> dict[str, Any]:
     """Train or resume the record of (``row``, ``dim``); return the record (also written to its file).
 
-    A record whose status is ``finished`` or ``stopped`` under the same configuration is returned as it is.
+    A record whose status is ``finished`` or ``stopped`` under the same configuration is returned as it is
+    (one stopped at its wall-time cap goes on when ``max_wall_s`` is larger). :data:`PEER_ROW` trains
+    OTT-JAX's ``ExpectileNeuralDual`` (:func:`_run_peer`).
     """
     _use_shared_benchmark_files()
     family = "ENOT" if row.startswith("ENOT") else "W2OT"
     steps = int(max_steps or _PAPER_STEPS[family])
     name = name or record_name(row, dim)
     path = Path(folder or records_dir()) / f"{name}.json"
-    ckpt = Path(checkpoint_folder or results_dir("records", name)) / "checkpoint.npz"
+    folder_ck = Path(checkpoint_folder or results_dir("records", name))
     bench = w2bench.hd(dim)
+    fields = {"row": row, "dim": dim, "published": published_value(row, dim), "note": note}
+    if row == PEER_ROW:
+        if hidden:
+            raise ValueError("--hidden applies to otlib's ENOT only (the peer keeps OTT-JAX's defaults)")
+        return _run_peer(bench, path, folder_ck / "peer.msgpack", fields, seeds=seeds, seed=seed, steps=steps,
+                         max_wall_s=max_wall_s, eval_every=eval_every, n_eval=n_eval, target_factor=target_factor,
+                         log=log)
+    ckpt = folder_ck / "checkpoint.npz"
     method = _build(row, bench, steps=steps, hidden=hidden, n_eval=n_eval)
-    published = published_value(row, dim)
     config = {"row": row, "dim": dim, "seeds": seeds, "seed": seed, "max_steps": steps,
               "paper_steps": _PAPER_STEPS[family], "eval_every": eval_every,
               "n_eval": n_eval, "target_factor": target_factor, "method": _jsonable(method.config)}
-
-    old = json.loads(path.read_text()) if path.exists() else None
-    capped = old is not None and str(old.get("stop_reason")).startswith("wall-time cap")
-    if old is not None and old.get("config") == config and old["status"] != "running" and (
-            not capped or old["wall_s"] >= max_wall_s):
-        log(f"{name}: already {old['status']} ({old.get('stop_reason')}) at step {old['steps']}; nothing to do")
-        return old
     extra = _checkpoint_extra(ckpt)
-    start_step = int(extra["step"]) if extra else 0
-    history: list[dict[str, Any]] = []
-    runs: list[dict[str, Any]] = []
-    resume = old is not None and old.get("config") == config and extra is not None
-    if resume:
-        history = [h for h in old["history"] if h["step"] <= start_step]
-        runs = old.get("provenance", {}).get("runs", [])
-        log(f"{name}: resuming from {ckpt} at step {start_step}")
-    elif old is not None and old.get("config") == config:
-        log(f"{name}: checkpoint {ckpt} is absent (another machine, or removed): restarting from step 0")
-    elif old is not None:
-        log(f"{name}: the record {path} has another configuration; starting afresh")
-    if extra is not None and not resume:
-        log(f"{name}: checkpoint at step {start_step} without a matching record: restarting from step 0")
-        ckpt.unlink()
-        start_step = 0
-    offset = float(old["wall_s"]) if resume else 0.0
-    cpu_offset = float(old.get("cpu_s") or 0.0) if resume else 0.0
-    here = provenance()
-    runs.append({"started": _now(), "from_step": start_step, **{k: here[k] for k in ("commit", "otlib_modified")}})
-    record: dict[str, Any] = {
-        "name": name, "row": row, "dim": dim, "published": published, "note": note, "config": config,
-        "max_wall_s": max_wall_s,
-        "status": "running", "stop_reason": None, "steps": start_step, "wall_s": offset, "cpu_s": cpu_offset,
-        "final": old.get("final") if resume else None, "history": history,
-        "provenance": {**{k: v for k, v in here.items() if k not in ("commit", "otlib_modified")},
-                       "commit": here["commit"], "otlib_modified": here["otlib_modified"],
-                       "started": old["provenance"]["started"] if resume else _now(),
-                       "updated": _now(), "runs": runs, "checkpoint": str(ckpt.relative_to(ROOT))
-                       if ckpt.is_relative_to(ROOT) else str(ckpt)},
-    }
-
-    def write() -> None:
-        record["provenance"]["updated"] = _now()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, _dumps(record))
-
-    write()
-    t0, c0 = time.perf_counter(), time.process_time()
+    recorder, record = _Recorder.open(path, ckpt, config, checkpoint_step=int(extra["step"]) if extra else None,
+                                      fields=fields, max_wall_s=max_wall_s, log=log)
+    if recorder is None:
+        return record
 
     def after_chunk(step: int) -> None:
-        wall = offset + time.perf_counter() - t0
-        cpu = cpu_offset + time.process_time() - c0
-        record["steps"], record["wall_s"], record["cpu_s"] = step, round(wall, 2), round(cpu, 2)
         meta = _checkpoint_extra(ckpt) if step % eval_every == 0 or step == steps else None
         if not meta or not meta["eval_steps"] or int(meta["eval_steps"][-1]) != step:
-            write()
-            if wall > max_wall_s:
-                raise _Stop(f"wall-time cap ({max_wall_s:.0f} s)")
+            recorder.chunk(step)
             return
         values = {k: _floats(_array(v)) for k, v in meta["eval_rows"][-1].items()}
         loss = _floats(_array(meta["history_rows"][-1]["loss"])) if meta["history_rows"] else None
-        entry = {"step": step, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "load": round(os.getloadavg()[0], 2),
-                 "l2_uvp": values["l2_uvp"], "loss": loss}
-        if "l2_uvp_inverse" in values:
-            entry["l2_uvp_inverse"] = values["l2_uvp_inverse"]
-        record["history"].append(entry)
-        record["final"] = {"step": step, **values}
-        mean = _mean(values["l2_uvp"])
-        write()
-        log(f"{name}: step {step}, {wall:.0f} s, L2-UVP {values['l2_uvp']} (mean {mean:.4g}, published {published})")
-        if published is not None and mean <= target_factor * published:
-            raise _Stop(f"target reached (mean L2-UVP {mean:.4g} <= {target_factor} x published {published})")
-        if wall > max_wall_s:
-            raise _Stop(f"wall-time cap ({max_wall_s:.0f} s)")
+        recorder.evaluation(step, values, loss)
 
     key = jax.random.fold_in(jax.random.key(seed), dim)
     try:
         result = train(method, key, steps, num_seeds=seeds, chunk_size=min(chunk_size, eval_every),
                        eval_every=eval_every, checkpoint=ckpt, progress=False, after_chunk=after_chunk)
     except _Stop as stop:
-        record["status"], record["stop_reason"] = "stopped", stop.reason
-    else:
-        record["status"] = "finished"
-        record["stop_reason"] = "all seeds diverged" if result.diverged.all() else f"budget ({steps} steps)"
-        record["steps"], record["wall_s"] = result.steps, round(offset + time.perf_counter() - t0, 2)
-        record["cpu_s"] = round(cpu_offset + time.process_time() - c0, 2)
-        record["diverged"] = result.diverged.tolist()
-        final = {k: _floats(result.final(k)) for k in result.evals if k != "step"}
-        record["final"] = {"step": result.steps, **final}
-        if not record["history"] or record["history"][-1]["step"] != result.steps:
-            record["history"].append({"step": result.steps, "wall_s": record["wall_s"], "l2_uvp": final["l2_uvp"],
-                                      "loss": None})
-    runs[-1]["ended"] = _now()
-    runs[-1]["to_step"] = record["steps"]
-    write()
-    log(f"{name}: {record['status']} ({record['stop_reason']}) at step {record['steps']}, {record['wall_s']:.0f} s")
-    return record
+        return recorder.close("stopped", stop.reason)
+    wall, cpu = recorder.clocks()
+    final = {k: _floats(result.final(k)) for k in result.evals if k != "step"}
+    record.update(steps=result.steps, wall_s=round(wall, 2), cpu_s=round(cpu, 2), diverged=result.diverged.tolist(),
+                  final={"step": result.steps, **final})
+    if not record["history"] or record["history"][-1]["step"] != result.steps:
+        record["history"].append({"step": result.steps, "wall_s": record["wall_s"], "cpu_s": record["cpu_s"],
+                                  "l2_uvp": final["l2_uvp"], "loss": None})
+    return recorder.close("finished", "all seeds diverged" if result.diverged.all() else f"budget ({steps} steps)")
+
+
+def _peer_batches(sample, key: jax.Array, n: int, start: int):
+    """:func:`otlib.bench.batches` from batch ``start`` on (a resumed peer draws the batches it would have)."""
+    draw = jax.jit(lambda k: sample(k, n))
+    i = start
+    while True:
+        yield draw(jax.random.fold_in(key, i))
+        i += 1
+
+
+def _run_peer(bench: Any, path: Path, ckpt: Path, fields: dict[str, Any], *, seeds: int, seed: int, steps: int,
+              max_wall_s: float, eval_every: int, n_eval: int, target_factor: float, log) -> dict[str, Any]:
+    """OTT-JAX's ENOT with its defaults (:class:`otlib.bench.enot.PeerENOT`, batch 1024), seeds ``seed``,
+    ``seed + 1``, ... advanced ``eval_every`` steps at a time in turn and evaluated together; its states
+    (``flax.serialization``, msgpack) are the checkpoint."""
+    from flax import serialization
+
+    from otlib.bench.enot import PeerENOT, SAME_AS_OTT
+
+    if eval_every % 2:
+        raise ValueError(f"the peer alternates its two directions step by step: eval_every must be even, "
+                         f"got {eval_every}")
+    config = {"row": PEER_ROW, "dim": bench.dim, "seeds": seeds, "seed": seed, "max_steps": steps,
+              "paper_steps": _PAPER_STEPS["ENOT"], "eval_every": eval_every, "n_eval": n_eval,
+              "target_factor": target_factor, "method": {"solver": "ott.neural.methods.expectile_neural_dual."
+                                                         "ExpectileNeuralDual (defaults)", **_jsonable(SAME_AS_OTT)}}
+    saved = serialization.msgpack_restore(ckpt.read_bytes()) if ckpt.exists() else None
+    if saved is not None and json.loads(saved["config"]) != config:
+        saved = None
+    recorder, record = _Recorder.open(path, ckpt, config, checkpoint_step=int(saved["step"]) if saved else None,
+                                      fields=fields, max_wall_s=max_wall_s, log=log)
+    if recorder is None:
+        return record
+    start = record["steps"]
+    peers = []
+    for i in range(seeds):
+        peer = PeerENOT.start(bench, seed + i, SAME_AS_OTT.batch_size)
+        if peer is None:
+            raise RuntimeError("OTT-JAX's neural solvers do not import; install the peers extra")
+        if start:
+            states = saved["seeds"][str(i)]
+            peer.solver.state_f = serialization.from_state_dict(peer.solver.state_f, states["f"])
+            peer.solver.state_g = serialization.from_state_dict(peer.solver.state_g, states["g"])
+            keys = jax.random.split(jax.random.key(seed + i), 4)  # PeerENOT.start's batch keys; 2 warm-up batches
+            peer.loaders = tuple(_peer_batches(s, k, SAME_AS_OTT.batch_size, start + 2) for s, k in
+                                 ((bench.sample_source, keys[1]), (bench.sample_target, keys[2])))
+            peer.steps = start
+        peers.append(peer)
+    step = start
+    try:
+        while step < steps:
+            step = min(step + eval_every, steps)
+            for peer in peers:
+                peer.advance_to(step)
+            values = {"l2_uvp": _floats([w2bench.l2_uvp(jax.jit(p.solver.to_dual_potentials().transport), bench,
+                                                        jax.random.key(10_000 + seed + i), n_eval)
+                                         for i, p in enumerate(peers)])}
+            blob = serialization.msgpack_serialize({"config": json.dumps(config), "step": step, "seeds": {
+                str(i): {"f": serialization.to_state_dict(p.solver.state_f),
+                         "g": serialization.to_state_dict(p.solver.state_g)} for i, p in enumerate(peers)}})
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(ckpt, blob)
+            recorder.evaluation(step, values)
+    except _Stop as stop:
+        return recorder.close("stopped", stop.reason)
+    return recorder.close("finished", f"budget ({steps} steps)")
 
 
 # ----------------------------------------------------------------------------------------------------
