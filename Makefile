@@ -18,7 +18,7 @@ export OTLIB_DATA_DIR := $(SHARED_W2)
 endif
 endif
 
-.PHONY: install reproduce test notebooks lab clean
+.PHONY: install reproduce test notebooks lab clean site
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +64,13 @@ lab: install
 	$(PY) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" \
 	    --MappingKernelManager.cull_idle_timeout=$(LAB_CULL_S) --MappingKernelManager.cull_interval=60 \
 	    --MappingKernelManager.cull_connected=False
+
+# A static HTML site of the executed notebooks in build/site/ (open build/site/index.html): one page per notebook
+# and an index with every table next to the published values and every figure as a thumbnail. Built with
+# nbconvert from the committed notebooks (PROFILE=full: the stored full runs in results/full/ where they exist),
+# nothing re-executed; math pre-rendered to MathML, no CDN. Exits non-zero on a broken local link.
+site: install
+	$(PY) -m otlib.report.site --profile $(PROFILE) --out build/site
 
 clean:
 	rm -rf results/ .pytest_cache/

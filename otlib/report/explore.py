@@ -1,5 +1,5 @@
-"""An interactive 2-D explorer: train W2OT (Amos 2023, arXiv:2210.12153, §5.1) or ENOT (Buzun et al. 2024,
-arXiv:2403.03777, §5.1) on one 2-D pair and draw the papers' panels.
+"""An interactive 2-D explorer: train W2OT (Amos 2023, arXiv:2210.12153) or ENOT (Buzun et al. 2024,
+arXiv:2403.03777) on one 2-D pair and draw the panels of the papers' 2-D figures.
 
 :func:`run` trains one :class:`Settings` with the shared driver (:func:`otlib.core.train.train`) and returns
 an :class:`Outcome`: the run, the learned maps as :class:`otlib.amos2023.plots2d.DualMaps`, the debiased
