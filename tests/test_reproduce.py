@@ -114,7 +114,7 @@ def test_broken_full_profile_file_is_one_line(demo, capsys):
 def test_parameters_cell_must_be_unique_and_literal(tmp_path):
     path = make_notebook(tmp_path, params="profile = 'quick'\nsteps = 2 * 5\n")
     with pytest.raises(reproduce.ParameterError, match="not a literal"):
-        reproduce.parameters_of(reproduce.Notebook("demo", path))
+        reproduce.parameters_of(reproduce.NotebookFile("demo", path))
 
 
 def test_unknown_notebook_is_an_error(demo, capsys):
@@ -189,6 +189,16 @@ def test_each_run_has_its_own_folder_and_summary_accumulates(demo, capsys):
     out = capsys.readouterr().out
     assert "Executing Cell" not in out and "Ending Cell" not in out and "Working directory" not in out
     assert "[IPKernelApp] WARNING" not in out and "Unable to parse" not in out
+
+
+def test_failing_cell_reports_the_first_line_of_a_long_message(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("assert False, table")
+    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="D\n4    0.7\ndtype: float64",
+                                           traceback=["\x1b[31mAssertionError\x1b[0m: D ..."])]
+    nb.cells = [nbformat.v4.new_markdown_cell("x"), cell]
+    nbformat.write(nb, tmp_path / "x.ipynb")
+    assert reproduce.failing_cell(tmp_path / "x.ipynb") == "cell 1 (assert False, table): AssertionError: D ..."
 
 
 def test_a_failing_notebook_prints_its_cell_error_and_path(demo, capsys):

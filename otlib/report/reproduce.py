@@ -44,7 +44,7 @@ from otlib.report import parameters as params_mod
 from otlib.report.notebook import ENV_RUN_DIR, ENV_STORE_FIGURES, new_run_id
 from otlib.report.parameters import ParameterError
 
-__all__ = ["Notebook", "discover", "parameters_of", "resolve_parameters", "ParameterError", "strip_run_metadata",
+__all__ = ["NotebookFile", "discover", "parameters_of", "resolve_parameters", "ParameterError", "strip_run_metadata",
            "parse_overrides", "main", "KERNEL", "KERNELSPEC"]
 
 KERNEL = "python3"
@@ -56,31 +56,31 @@ ENV_DATA_DIR = "OTLIB_DATA_DIR"
 _TMP_PREFIX = "otlib-run-"
 
 
-class Notebook:
+class NotebookFile:
     """A notebook of ``notebooks/``: its name (file stem) and path."""
 
     def __init__(self, name: str, path: Path):
         self.name, self.path = name, Path(path)
 
     def __repr__(self) -> str:
-        return f"Notebook({self.name!r}, {str(self.path)!r})"
+        return f"NotebookFile({self.name!r}, {str(self.path)!r})"
 
     @property
     def full_params(self) -> Path:
         return notebooks_dir("params", "full", f"{self.name}.yaml")
 
 
-def discover() -> dict[str, Notebook]:
+def discover() -> dict[str, NotebookFile]:
     """Every ``notebooks/*.ipynb``, by name (file stem), in alphabetical order."""
-    return {p.stem: Notebook(p.stem, p) for p in sorted(notebooks_dir().glob("*.ipynb"))}
+    return {p.stem: NotebookFile(p.stem, p) for p in sorted(notebooks_dir().glob("*.ipynb"))}
 
 
-def spec_of(notebook: Notebook) -> dict[str, params_mod.Parameter]:
+def spec_of(notebook: NotebookFile) -> dict[str, params_mod.Parameter]:
     """The parameters a notebook declares (name, default, description, rules)."""
     return params_mod.read_notebook(notebook.path, notebook.name)
 
 
-def parameters_of(notebook: Notebook) -> dict[str, Any]:
+def parameters_of(notebook: NotebookFile) -> dict[str, Any]:
     """The defaults of a notebook's ``parameters`` cell (literal assignments only)."""
     return {name: p.default for name, p in spec_of(notebook).items()}
 
@@ -97,7 +97,7 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     return f"{problem} (column {mark.column + 1})" if mark is not None else problem
 
 
-def resolve_parameters(notebook: Notebook, profile: str, overrides: dict[str, Any]) -> dict[str, Any]:
+def resolve_parameters(notebook: NotebookFile, profile: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """Parameters to inject: the full profile's file (if ``profile == "full"``) then ``overrides``.
 
     Every name is checked against the notebook's ``parameters`` cell and every value against its type and
@@ -301,11 +301,9 @@ def failing_cell(executed: Path) -> Optional[str]:
             if output.get("output_type") == "error":
                 source = "".join(cell.get("source", "")).strip().splitlines()
                 first = next((s for s in source if not s.startswith("#")), source[0] if source else "")
-                lines = [_ANSI.sub("", t) for t in output.get("traceback", [])]
-                last = next((t.strip().splitlines()[-1] for t in reversed(lines) if t.strip()), "")
-                message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"
-                if last and output.get("ename", "") not in last:
-                    message = last
+                ename, evalue = output.get("ename", "Error"), _ANSI.sub("", output.get("evalue", "")).strip()
+                lines = evalue.splitlines()
+                message = f"{ename}: {lines[0]}" + (" ..." if len(lines) > 1 else "") if lines else ename
                 return f"cell {index} ({first[:60]}): {message}"
     return None
 
@@ -343,7 +341,7 @@ def prepare_run_dir(profile: str, name: str) -> Path:
     raise FileExistsError(f"could not find a free run folder under {results_dir(profile, name)}")
 
 
-def _run_one(notebook: Notebook, params: dict[str, Any], profile: str, run_dir: Path, timeout: float, *,
+def _run_one(notebook: NotebookFile, params: dict[str, Any], profile: str, run_dir: Path, timeout: float, *,
              store: bool = False, verbose: bool = False, extra_env: Optional[dict[str, str]] = None
              ) -> tuple[str, float, Path]:
     """Execute one notebook with Papermill into ``run_dir``; return (status, wall seconds, executed path)."""
@@ -394,7 +392,7 @@ def _sources(nb_json: dict) -> list[tuple[str, str]]:
             for c in nb_json["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
 
 
-def _store(executed: Path, notebook: Notebook) -> Optional[str]:
+def _store(executed: Path, notebook: NotebookFile) -> Optional[str]:
     """Write the executed notebook back into ``notebooks/`` (run metadata stripped); a reason if not."""
     nb_json = strip_run_metadata(json.loads(executed.read_text()))
     current = json.loads(notebook.path.read_text())
@@ -424,7 +422,7 @@ def append_summary(profile: str, line: str) -> Path:
     return path
 
 
-def _missing_hint(names: list[str], overrides: dict[str, Any], notebooks: dict[str, Notebook]) -> Optional[str]:
+def _missing_hint(names: list[str], overrides: dict[str, Any], notebooks: dict[str, NotebookFile]) -> Optional[str]:
     """Without ``--only``, a ``-p`` name that some notebooks lack: say which have it."""
     for key in overrides:
         lacking = [n for n in names if key not in parameters_of(notebooks[n])]
@@ -436,7 +434,7 @@ def _missing_hint(names: list[str], overrides: dict[str, Any], notebooks: dict[s
     return None
 
 
-def _list(notebooks: dict[str, Notebook]) -> None:
+def _list(notebooks: dict[str, NotebookFile]) -> None:
     for nb in notebooks.values():
         full = _display(nb.full_params) if nb.full_params.exists() else "none"
         print(f"{nb.name}  (full profile: {full})")
