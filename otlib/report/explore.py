@@ -155,6 +155,11 @@ def _maps(settings: Settings, result: RunResult) -> DualMaps:
     if settings.method == "w2ot":
         return toy2d_training.dual_maps(toy2d_training.pair_states(result), [settings.pair])[0]
     state = jax.tree.map(lambda a: a[0], result.state)
+    # The maps depend on the cost and the networks only: drop the training knobs from the static config so
+    # that runs differing in them share the compiled maps.
+    c = state.config
+    state = dataclasses.replace(state, config=enot_method.ENOTConfig(
+        cost=c.cost, parameterisation=c.parameterisation, hidden=c.hidden, act=c.act))
     return DualMaps(pair=get_pair(settings.pair), potential=functools.partial(_enot_f, state),
                     forward=functools.partial(_enot_forward, state), inverse=functools.partial(_enot_inverse, state),
                     conjugate=functools.partial(_enot_g, state))
