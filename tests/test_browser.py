@@ -77,7 +77,7 @@ def _request(url: str, token: str, method: str = "GET", timeout: float = 5.0) ->
         return response.status
 
 
-def _stop(server: subprocess.Popen, base: str, token: str) -> None:
+def _stop(server: subprocess.Popen, base: str, token: str, grace_s: float = 20.0) -> None:
     """Stop the server and every process under it (kernels run in their own sessions, so a process group
     signal would miss them): ask the server to shut down, then terminate, then kill what is left."""
     try:
@@ -89,7 +89,7 @@ def _stop(server: subprocess.Popen, base: str, token: str) -> None:
     with contextlib.suppress(Exception):
         _request(f"{base}/api/shutdown", token, "POST")
     try:
-        server.wait(timeout=20)
+        server.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         server.terminate()
         try:
@@ -108,6 +108,31 @@ def _stop(server: subprocess.Popen, base: str, token: str) -> None:
                 p.kill()
         psutil.wait_procs(alive, timeout=10)
         assert not [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], "processes left over"
+
+
+def test_stop_ends_the_server_and_what_it_started_in_other_sessions():
+    """What the fixture does on every exit path, on a stand-in server that starts a child in a new session
+    (as Jupyter starts kernels) and ignores the shutdown request (nothing listens at its address)."""
+    psutil = pytest.importorskip("psutil")
+    child = "import time; time.sleep(600)"
+    code = (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {child!r}], "
+            "start_new_session=True); time.sleep(600)")
+    server = subprocess.Popen([sys.executable, "-c", code])
+    kernel = None
+    try:
+        deadline = time.monotonic() + 30
+        while not psutil.Process(server.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (kernel,) = psutil.Process(server.pid).children()
+        assert kernel.pid != server.pid and os.getsid(kernel.pid) != os.getsid(server.pid)
+        _stop(server, f"http://127.0.0.1:{_free_port()}", "token", grace_s=1.0)
+        assert server.poll() is not None
+        assert not kernel.is_running() or kernel.status() == psutil.STATUS_ZOMBIE
+    finally:
+        for process in (psutil.Process(server.pid) if server.poll() is None else None, kernel):
+            with contextlib.suppress(Exception):
+                process.kill()
+        server.poll()
 
 
 @pytest.fixture(scope="module")
