@@ -11,6 +11,7 @@ only gathers them.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional
@@ -86,6 +87,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         states = sweep.wait(specs, poll_s=args.poll_s, max_retries=args.max_retries, **options)
     except sweep.ConfigurationError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as err:  # no sbatch here, or it refused
+        print(f"error: {args.executor} submission failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
     print(sweep.format_statuses(states, max_retries=args.max_retries))
     return 0 if all(s["state"] == "done" for s in states) else 1
