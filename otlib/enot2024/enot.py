@@ -94,6 +94,11 @@ class ENOTConfig:
                              f"{self.batch_size}, {self.num_steps}")
 
     @property
+    def scheduled_steps(self) -> int | None:
+        """``num_steps`` where the learning-rate schedule depends on it (cosine), else None (constant)."""
+        return self.num_steps if self.schedule != "constant" else None
+
+    @property
     def bidirectional(self) -> bool:
         """Whether both maps are learned (the potential forms) or only T (the map form)."""
         return FORMS[self.parameterisation].bidirectional
@@ -383,7 +388,7 @@ def enot(config: ENOTConfig, sample_source: Sampler, sample_target: Sampler, *, 
     step = _step_fn(config, sample_source, sample_target)
     return Method(name=f"enot-{config.parameterisation}", init=_init_fn(config, dim),
                   step=lambda state, key: step(state, key, config.tau, config.lam), evaluate=eval_fn, config=config,
-                  num_steps=config.num_steps)
+                  num_steps=config.scheduled_steps)
 
 
 def enot_grid(config: ENOTConfig, taus: Sequence[float], lams: Sequence[float], sample_source: Sampler,
@@ -419,4 +424,4 @@ def enot_grid(config: ENOTConfig, taus: Sequence[float], lams: Sequence[float], 
             return {name: jnp.where(state["alive"], v, jnp.nan) for name, v in values.items()}
 
     return Method(name=f"enot-{config.parameterisation}-grid", init=init, step=step, evaluate=evaluate,
-                  config=(config, tuple(taus), tuple(lams)), num_steps=config.num_steps)
+                  config=(config, tuple(taus), tuple(lams)), num_steps=config.scheduled_steps)
