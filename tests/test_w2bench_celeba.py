@@ -230,3 +230,32 @@ def test_download_is_verified_before_it_is_kept(fixtures: Path, tmp_path: Path,
     assert path == dest / "Late_v2.pt" and path.read_bytes() == (upstream / "Late_v2.pt").read_bytes()
     (upstream / "Late_v2.pt").unlink()
     assert celeba.fetch("Late_v2.pt", data_dir=dest) == path
+
+
+# ---------------------------------------------------------------------------------------------------- pools
+
+def test_sample_pool_and_evaluator(icnn_golden: dict) -> None:
+    """A pool of four golden pairs: coupled and unpaired draws, and the driver's evaluator on its rows
+    (T* as a row lookup scores 0 and cos 1; the identity scores ||X - Y||^2 / Var(Q) on the drawn rows)."""
+    x = jnp.asarray(icnn_golden["x"][4:8].reshape(4, DIM))
+    y = jnp.asarray(icnn_golden["T_star"][4:8].reshape(4, DIM), jnp.float32)
+    pool = celeba.SamplePool(x, y, jnp.float32(3.0), jnp.float32(2.0))
+    xs, ys = pool.sample_pair(jax.random.key(0), 16)
+    rows = np.asarray(jax.random.randint(jax.random.key(0), (16,), 0, 4))
+    np.testing.assert_array_equal(xs, x[rows])
+    np.testing.assert_array_equal(ys, y[rows])
+    assert not np.array_equal(pool.sample_source(jax.random.key(1), 16), pool.sample_target(jax.random.key(1), 16))
+
+    def lookup(state, a):  # T* on the pool's rows, traceable
+        nearest = jnp.argmin(jnp.sum((a[:, None, :] - x[None]) ** 2, axis=-1), axis=1)
+        return y[nearest]
+
+    key = jax.random.key(5)
+    exact = jax.jit(celeba.evaluator(pool, lookup, n=6, chunk=4, figure=x[:2]))(None, key)
+    assert float(exact["l2_uvp"]) == 0.0 and float(exact["cos"]) == pytest.approx(1.0, abs=1e-6)
+    np.testing.assert_array_equal(exact["figure"], y[:2])
+    ident = jax.jit(celeba.evaluator(pool, lambda s, a: a, n=6, chunk=4))(None, key)
+    drawn = [pool.sample_pair(jax.random.fold_in(key, i), m) for i, m in ((0, 4), (1, 2))]
+    gap = sum(float(np.sum((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)) for a, b in drawn)
+    assert float(ident["l2_uvp"]) == pytest.approx(100 * gap / 6 / 2.0, rel=1e-5)
+    assert float(ident["cos"]) == 0.0

@@ -8,8 +8,9 @@ benchmark stores them) to scalars::
     f(x) = act(conv(z; 2x2, VALID, 1 channel)) + 1/2 exp(log_alpha) ||x||^2
 
 With the default five widths (128, 128, 256, 512, 1024) the stack takes 64x64 to 2x2 and the last
-convolution to one value (with fewer widths its outputs are summed: a smaller network for quick runs). The network is not convex; the quadratic term (``log_alpha`` learned, starting
-at 0) makes grad f start near the identity. ``quadratic=False`` drops it (and ``log_alpha``): the plain
+convolution to one value (with fewer widths its outputs are summed: a smaller network for quick runs). The
+network is not convex; the quadratic term (``log_alpha`` learned, starting at 0) makes grad f start near the
+identity. ``quadratic=False`` drops it (and ``log_alpha``): the plain
 scalar network, for parameterisations that add their own 1/2 ||x||^2 (ENOT's correlation form).
 """
 

@@ -45,7 +45,7 @@ __all__ = ["STAGES", "GIT_BLOB", "FILES", "BENCHMARK_FILES", "APPROX_BYTES", "DE
            "VAR_N_SAMPLES", "EVAL_N", "EVAL_CHUNK", "CelebA64Benchmark", "celeba64", "from_params",
            "source_variance", "target_variance", "stage_files", "default_dir", "search_dirs", "locate",
            "verify_file", "fetch", "fetch_all", "download_size", "evaluation_pairs", "evaluate", "identity_scores",
-           "as_images"]
+           "as_images", "SamplePool", "sample_pool", "evaluator"]
 
 STAGES: tuple[str, ...] = ("Early", "Mid", "Late")
 """The three pairs, by the training stage of the generator checkpoints that the potentials were fitted to."""
@@ -135,7 +135,7 @@ def _check_name(name: str) -> str:
 
 
 def locate(name: str, data_dir: str | os.PathLike | None = None) -> Optional[Path]:
-    """The first existing ``<dir>/<name>`` over :func:`search_dirs`, or None (no digest check)."""
+    """The first existing ``<dir>/<name>`` over :func:`search_dirs`, or None (no hash check)."""
     _check_name(name)
     return next((d / name for d in search_dirs(data_dir) if (d / name).is_file()), None)
 
@@ -303,11 +303,14 @@ def from_params(generator: ResNetGParams, params_1: ConvICNN64Params, params_2: 
     """A pair from parameters, with Var(P) from ``n_var`` latents and Var(Q) from ``n_var`` fresh X ~ P.
 
     ``split(key)`` gives the key of the latents of Var(P) and the key of the X of Var(Q) (chunk i of
-    X: ``fold_in(key_q, i)``); the official code also draws each on fresh samples.
+    X: ``fold_in(key_q, i)``); the official code also draws each on fresh samples. ``n_var=0`` estimates
+    nothing (both variances NaN): for a pair only used through a :func:`sample_pool`.
     """
     key_p, key_q = jax.random.split(key)
     bench = CelebA64Benchmark(stage=stage, generator=generator, params_1=params_1, params_2=params_2,
-                              var_source=jnp.float32(0.0), var_target=jnp.float32(0.0), chunk=chunk)
+                              var_source=jnp.float32(jnp.nan), var_target=jnp.float32(jnp.nan), chunk=chunk)
+    if n_var == 0:
+        return bench
     starts = range(0, n_var, chunk)
     with progress_bar(total=2 * len(starts), desc=f"CelebA64 {stage}: Var(P), Var(Q)", disable=not progress) as bar:
         z = jax.random.normal(key_p, (n_var, LATENT_DIM))
@@ -426,3 +429,88 @@ def identity_scores(bench: CelebA64Benchmark, key: jax.Array, *, n: int = EVAL_N
                     pairs: Optional[tuple[jax.Array, jax.Array]] = None) -> dict[str, float]:
     """The identity baseline both ways (its cos is 0 by convention, as in the official code)."""
     return evaluate(bench, key, lambda x: x, lambda y: y, n=n, chunk=chunk, pairs=pairs)
+
+
+# ----------------------------------------------------------------------------------------------------
+# A fixed sample of a pair (quick CPU runs), and the driver's evaluation.
+
+@dataclass(frozen=True, eq=False)
+class SamplePool:
+    """A fixed sample of a pair: coupled rows ``x`` of P and ``y = T*(x)``, a JAX pytree.
+
+    It has the pair's sampler interface, drawing rows with replacement: ``sample_source`` and
+    ``sample_target`` draw independent rows (unpaired batches, as fresh draws would be), ``sample_pair``
+    one set of rows of both (coupled). A fresh draw costs a pass through G and both ConvICNN64 per
+    sample; a pool pays it once, so a solver can take a few steps on a CPU. What it learns is the map on
+    the pool's empirical measure, not on P.
+    """
+
+    x: jax.Array
+    y: jax.Array
+    var_source: jax.Array
+    var_target: jax.Array
+
+    @property
+    def dim(self) -> int:
+        return DIM
+
+    def _rows(self, key: jax.Array, n: int) -> jax.Array:
+        return jax.random.randint(key, (n,), 0, self.x.shape[0])
+
+    def sample_source(self, key: jax.Array, n: int) -> jax.Array:
+        return self.x[self._rows(key, n)]
+
+    def sample_target(self, key: jax.Array, n: int) -> jax.Array:
+        return self.y[self._rows(key, n)]
+
+    def sample_pair(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+        rows = self._rows(key, n)
+        return self.x[rows], self.y[rows]
+
+
+jax.tree_util.register_dataclass(SamplePool, data_fields=["x", "y", "var_source", "var_target"], meta_fields=[])
+
+
+def sample_pool(bench: CelebA64Benchmark, key: jax.Array, n: int, *, chunk: int = EVAL_CHUNK) -> SamplePool:
+    """A :class:`SamplePool` of ``n`` pairs (X, T*(X)) of ``bench`` (:func:`evaluation_pairs` under ``key``).
+
+    Its ``var_source`` and ``var_target`` are the variances of the pool's own rows (sums of per-coordinate
+    variances, ddof 0): the normalisers of the measures it stands for.
+    """
+    x, y = evaluation_pairs(bench, key, n, chunk=chunk)
+    return SamplePool(x, y, jnp.float32(_variance([x])), jnp.float32(_variance([y])))
+
+
+def evaluator(pairs: CelebA64Benchmark | SamplePool, transport: Callable[[Any, jax.Array], jax.Array], *,
+              n: int = EVAL_N, chunk: int = EVAL_CHUNK,
+              figure: Optional[jax.Array] = None) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
+    """The driver's ``evaluate(state, key)`` for a method's forward map on a CelebA64 pair (traceable, so the
+    driver jits it and vmaps it over seeds): ``l2_uvp`` = 100 mean ||T(X) - T*(X)||^2 / Var(Q) and ``cos``
+    (as in :func:`evaluate`) of ``T(x) = transport(state, x)`` on ``n`` pairs (X, T*(X)), drawn in
+    chunks of ``chunk`` rows (chunk i under ``fold_in(key, i)``: on a pair a fresh draw through G and T*, on
+    a :class:`SamplePool` its rows), so memory stays bounded. ``figure`` (k, 12288): also return the map's
+    images of those inputs as ``figure``, for a figure of the trained map.
+    """
+    sizes = [min(chunk, n - s) for s in range(0, n, chunk)]
+
+    def sums(state: Any, key: jax.Array, rows: int) -> jax.Array:
+        x, y = pairs.sample_pair(key, rows)
+        d_hat, d_star = transport(state, x) - x, y - x
+        return jnp.stack([jnp.sum((d_hat - d_star) ** 2), jnp.sum(d_hat * d_star), jnp.sum(d_hat ** 2),
+                          jnp.sum(d_star ** 2)])
+
+    def evaluate(state: Any, key: jax.Array) -> dict[str, jax.Array]:
+        full = len(sizes) - (sizes[-1] != chunk)
+        total = jnp.zeros(4)
+        if full:
+            total = jnp.sum(jax.lax.map(lambda i: sums(state, jax.random.fold_in(key, i), chunk), jnp.arange(full)), 0)
+        if full < len(sizes):
+            total = total + sums(state, jax.random.fold_in(key, full), sizes[-1])
+        err, inner, norm_hat, norm_star = total
+        cos = jnp.where(norm_hat > 0, inner / jnp.sqrt(norm_hat * norm_star), 0.0)
+        out = {"l2_uvp": 100.0 * err / n / pairs.var_target, "cos": cos}
+        if figure is not None:
+            out["figure"] = transport(state, figure)
+        return out
+
+    return evaluate
