@@ -72,7 +72,7 @@ def _die_with_parent() -> None:
 
 def _request(url: str, token: str, method: str = "GET", timeout: float = 5.0) -> int:
     request = urllib.request.Request(url, method=method, headers={"Authorization": f"token {token}"},
-                                     data=b"" if method == "POST" else None)
+                                     data=b"" if method in ("POST", "DELETE") else None)
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return response.status
 
@@ -206,17 +206,18 @@ def lab(tmp_path_factory):
 
 @contextlib.contextmanager
 def _page(browser, lab, notebook: str):
-    """A page with ``notebook`` open and its kernel idle; a screenshot of it on the way out, named after
-    how the test ended."""
+    """A page with ``notebook`` open, alone in a fresh workspace, and its kernel idle; on the way out a
+    screenshot named after how the test ended, and the notebook's kernel shut down."""
     base, token, _, _ = lab
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     outcome = "failed"
     try:
-        page.goto(f"{base}/lab/tree/{notebook}.ipynb?token={token}", timeout=RUN_TIMEOUT_MS)
+        page.goto(f"{base}/lab/workspaces/{notebook}/tree/{notebook}.ipynb?reset&token={token}",
+                  timeout=RUN_TIMEOUT_MS)
         page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=RUN_TIMEOUT_MS)
-        _wait_kernel(base, token)
+        _wait_kernel(base, token, f"{notebook}.ipynb")
         _wait_idle(page)
         yield page
         outcome = "ok"
@@ -224,23 +225,34 @@ def _page(browser, lab, notebook: str):
         with contextlib.suppress(Exception):
             page.screenshot(path=str(SCREENSHOTS / f"{notebook}-{outcome}.png"), full_page=True)
         context.close()
+        with contextlib.suppress(Exception):
+            for session in _api(base, token, "sessions"):
+                if session.get("path") == f"{notebook}.ipynb":
+                    _request(f"{base}/api/sessions/{session['id']}", token, "DELETE")
+
+
+def _api(base: str, token: str, what: str):
+    request = urllib.request.Request(f"{base}/api/{what}", headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _wait_kernel(base: str, token: str, path: str) -> None:
+    """Wait until the notebook at ``path`` has a kernel that is idle with a browser connected to it."""
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            for session in _api(base, token, "sessions"):
+                kernel = session.get("kernel") or {}
+                if (session.get("path") == path and kernel.get("execution_state") == "idle"
+                        and kernel.get("connections", 0) > 0):
+                    return
+        time.sleep(0.5)
+    raise AssertionError(f"{path}: no kernel became idle with a connection")
 
 
 _IDLE = """() => { const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
   return s === null || s.getAttribute('data-status') === 'idle'; }"""
-
-
-def _wait_kernel(base: str, token: str) -> None:
-    """Wait until the server has a kernel that is idle with a browser connected to it."""
-    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
-    while time.monotonic() < deadline:
-        request = urllib.request.Request(f"{base}/api/kernels", headers={"Authorization": f"token {token}"})
-        with contextlib.suppress(Exception), urllib.request.urlopen(request, timeout=5) as response:
-            kernels = json.loads(response.read())
-            if any(k.get("execution_state") == "idle" and k.get("connections", 0) > 0 for k in kernels):
-                return
-        time.sleep(0.5)
-    raise AssertionError("no kernel became idle with a connection")
 
 
 def _wait_idle(page) -> None:
@@ -288,6 +300,23 @@ def _no_error_output(page) -> None:
     assert errors.count() == 0, "error or stderr output:\n" + "\n---\n".join(errors.all_inner_texts())
 
 
+def _replace_text(page, editor, text: str) -> None:
+    """Type ``text`` over a cell's whole source, as a reader would (click, select all, type), checking that
+    the editor has the focus first and holds exactly ``text`` after."""
+    for attempt in range(3):
+        editor.click()
+        page.wait_for_timeout(300)
+        if not editor.evaluate("e => e.ownerDocument.activeElement === e || e.contains(e.ownerDocument.activeElement)"):
+            continue
+        page.keyboard.press("Control+Home")
+        page.keyboard.press("Control+Shift+End")
+        page.keyboard.insert_text(text)
+        if editor.inner_text().strip() == text:
+            page.keyboard.press("Escape")
+            return
+    raise AssertionError(f"could not replace the cell's text; it reads:\n{editor.inner_text()}")
+
+
 def test_explorer_runs_and_trains_in_jupyterlab(browser, lab):
     started = time.perf_counter()
     with _page(browser, lab, "explore_2d") as page:
@@ -326,12 +355,7 @@ def test_benchmark_notebook_with_edited_parameters(browser, lab):
         editor = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell .cm-content").first
         assert 'profile = "quick"' in editor.inner_text()
         edited = 'profile = "quick"\ndims = [2, 4]\nseeds = 1\nn_eval = 16384\nseed = 0'
-        editor.click()
-        page.keyboard.press("Control+Home")
-        page.keyboard.press("Control+Shift+End")
-        page.keyboard.insert_text(edited)
-        page.keyboard.press("Escape")
-        assert editor.inner_text().strip() == edited, editor.inner_text()
+        _replace_text(page, editor, edited)
         _run_all(page)
         tables = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output table.dataframe")
         assert tables.count() == 1
