@@ -254,6 +254,24 @@ def test_sigkill_of_the_runner_takes_papermill_and_the_kernel_along(demo, tmp_pa
     assert reproduce.clean_stale_temp(tmp) == [private] and not private.exists()
 
 
+def test_sigterm_of_the_runner_reaps_and_removes_its_temporary_folder(demo, tmp_path):
+    """Finding 8, the exits the runner can catch: nothing survives and nothing is left in the temp folder."""
+    make_notebook(demo, body="import os, time\nprint('kernel', os.getpid(), flush=True)\ntime.sleep(120)")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(demo)], env=dict(os.environ, TMPDIR=str(tmp)),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in runner.stdout:
+        if line.startswith("kernel "):
+            break
+    family = reproduce._children(runner.pid)
+    assert len(family) >= 2 and list(tmp.glob("otlib-run-*"))
+    runner.send_signal(signal.SIGTERM)
+    assert runner.wait(timeout=60) == 128 + signal.SIGTERM
+    assert not [p for p in family if reproduce._pid_alive(p) and not _zombie(p)], "papermill or the kernel survived"
+    assert not list(tmp.glob("otlib-run-*")), "the private temporary folder was left behind"
+
+
 def _zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"

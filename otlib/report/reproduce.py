@@ -434,6 +434,16 @@ def _missing_hint(names: list[str], overrides: dict[str, Any], notebooks: dict[s
     return None
 
 
+def _exit_cleanly_on_signals() -> None:
+    """SIGTERM and SIGHUP end the runner through its ``finally`` blocks: Papermill and the kernel are reaped
+    and the private temporary folder removed (SIGKILL cannot be caught: see :func:`_die_with_parent`)."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread, or no such signal
+            signal.signal(sig, stop)
+
+
 def _list(notebooks: dict[str, NotebookFile]) -> None:
     for nb in notebooks.values():
         full = _display(nb.full_params) if nb.full_params.exists() else "none"
@@ -490,6 +500,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
 
     clean_stale_temp()
+    _exit_cleanly_on_signals()
     data_env, data_line = _data_dir_env()
     print(data_line, flush=True)
     timeout = args.timeout or DEFAULT_TIMEOUT_S[args.profile]
