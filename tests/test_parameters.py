@@ -188,3 +188,21 @@ def test_the_runner_refuses_before_any_kernel(monkeypatch, capsys, name, overrid
     assert reproduce.main(["--only", name, "-p", override]) == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
+
+
+def test_profile_full_in_the_notebook_selects_the_full_profile(monkeypatch, tmp_path, capsys):
+    """``papermill ... -p profile full`` gets the full profile's values, like the runner's --profile full."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(CELL)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell]
+    nbformat.write(nb, tmp_path / "demo.ipynb")
+    (tmp_path / "params" / "full").mkdir(parents=True)
+    (tmp_path / "params" / "full" / "demo.yaml").write_text("profile: full\nsteps: 5000\ntau: 0.95\n")
+    monkeypatch.setattr(parameters, "notebooks_dir", lambda *p: tmp_path.joinpath(*p))
+    namespace = {**{n: p.default for n, p in spec().items()}, "profile": "full", "tau": 0.8}
+    parameters.check_namespace("demo", namespace)
+    assert namespace["steps"] == 5000 and namespace["tau"] == 0.8  # an explicit value is kept
+    assert "1 parameters from notebooks/params/full/demo.yaml" in capsys.readouterr().out

@@ -303,9 +303,34 @@ def check_namespace(notebook: str, namespace: MutableMapping[str, Any]) -> None:
     missing = [name for name in spec if name not in namespace]
     if missing:
         raise ParameterError(f"{notebook}: parameter {missing[0]} is not set: run the parameters cell first")
+    if namespace.get("profile") == "full":
+        _select_full_profile(notebook, spec, namespace)
     checked = check_values({name: namespace[name] for name in spec}, spec, notebook)
     namespace.update(checked)
     _CHECKED[notebook] = checked
+
+
+def _select_full_profile(notebook: str, spec: Mapping[str, Parameter], namespace: MutableMapping[str, Any]) -> None:
+    """``profile = "full"`` set in the notebook (or by ``papermill -p profile full``) selects the full profile:
+    every parameter still at its quick default takes the value of ``notebooks/params/full/<notebook>.yaml``, as
+    ``python -m otlib.reproduce --profile full`` would inject it."""
+    import yaml
+
+    path = notebooks_dir("params", "full", f"{notebook}.yaml")
+    if not path.exists():
+        raise ParameterError(f"{notebook}: parameter profile = 'full' is not allowed: no full profile at "
+                             f"notebooks/params/full/{notebook}.yaml")
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ParameterError(f"notebooks/params/full/{notebook}.yaml is not valid YAML: "
+                             f"{str(err).splitlines()[0]}") from None
+    taken = [name for name, value in loaded.items()
+             if name in spec and name != "profile" and namespace.get(name) == spec[name].default]
+    for name in taken:
+        namespace[name] = loaded[name]
+    if taken:
+        print(f"profile 'full': {len(taken)} parameters from notebooks/params/full/{notebook}.yaml")
 
 
 def last_checked(notebook: str) -> Optional[dict[str, Any]]:
