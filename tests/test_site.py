@@ -109,9 +109,18 @@ def test_parse_table_reads_pandas_html():
     frame = pd.DataFrame({"identity": [32.7, 42.0], "linear": [14.1, 14.9]}, index=pd.Index([2, 4], name="D"))
     columns, rows = site.parse_table(frame.to_html())
     assert columns == ["identity", "linear"]
-    assert rows == [("2", ["32.7", "14.1"]), ("4", ["42.0", "14.9"])]
-    multi = frame.set_index([frame.index, frame.identity])
-    assert site.parse_table(multi.to_html()) is None or site.parse_table(multi.to_html())[0][0] != "identity"
+    assert rows == [(("2",), ["32.7", "14.1"]), (("4",), ["42.0", "14.9"])]
+    multi = pd.DataFrame({"row": ["linear", "linear", "ENOT"], "D": [4, 16, 4], "ours": [14.8, 41.7, 1.75],
+                          "published": [14.9, 41.6, 0.03]}).set_index(["row", "D"])
+    columns, rows = site.parse_table(multi.to_html())  # "linear" spans two rows in pandas' HTML
+    assert "rowspan" in multi.to_html() and columns == ["ours", "published"]
+    assert [index for index, _ in rows] == [("linear", "4"), ("linear", "16"), ("ENOT", "4")]
+    compared = site.comparison(site.TableOut("some_notebook", "published_ratio", "c", multi.to_html()))
+    assert [(r["row"], r["D"], r["published"]) for r in compared] == [("linear", 4, 14.9), ("linear", 16, 41.6),
+                                                                      ("ENOT", 4, 0.03)]
+    assert math.isclose(compared[2]["ratio"], 1.75 / 0.03)
+    wide = pd.DataFrame([[1, 2]], columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y")]))
+    assert site.parse_table(wide.to_html()) is None
 
 
 def test_saved_table_names_follow_the_calls():

@@ -210,14 +210,18 @@ def _text(value: Any) -> str:
     return "".join(value) if isinstance(value, list) else value
 
 
+Cell = tuple[str, str, int, int]
+"""A parsed table cell: tag ("th" or "td"), text, rowspan, colspan."""
+
+
 class _TableParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.head: list[list[str]] = []
-        self.body: list[list[str]] = []
+        self.head: list[list[Cell]] = []
+        self.body: list[list[Cell]] = []
         self._section = "body"
-        self._row: Optional[list[str]] = None
-        self._cell: Optional[list[str]] = None
+        self._row: Optional[list[Cell]] = None
+        self._cell: Optional[tuple[str, int, int, list[str]]] = None
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         if tag == "thead":
@@ -227,13 +231,13 @@ class _TableParser(HTMLParser):
         elif tag == "tr":
             self._row = []
         elif tag in ("td", "th") and self._row is not None:
-            if any(k in ("rowspan", "colspan") and v not in ("1", None) for k, v in attrs):
-                self._row.append("\0span")
-            self._cell = []
+            spans = {k: int(v) for k, v in attrs if k in ("rowspan", "colspan") and v and v.isdigit()}
+            self._cell = (tag, spans.get("rowspan", 1), spans.get("colspan", 1), [])
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("td", "th") and self._cell is not None and self._row is not None:
-            self._row.append(" ".join("".join(self._cell).split()))
+            kind, rowspan, colspan, text = self._cell
+            self._row.append((kind, " ".join("".join(text).split()), rowspan, colspan))
             self._cell = None
         elif tag == "tr" and self._row is not None:
             (self.head if self._section == "head" else self.body).append(self._row)
@@ -241,18 +245,50 @@ class _TableParser(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self._cell is not None:
-            self._cell.append(data)
+            self._cell[3].append(data)
 
 
-def parse_table(table_html: str) -> Optional[tuple[list[str], list[tuple[str, list[str]]]]]:
-    """``(columns, [(index, values), ...])`` of a pandas DataFrame's HTML with a one-level index and
-    one header row of column names; None for other shapes (spanning cells, several index levels)."""
+def _unspan(rows: list[list[Cell]]) -> list[list[tuple[str, str]]]:
+    """Rows with each ``rowspan`` cell repeated in the rows it spans (pandas' sparsified index levels)."""
+    out: list[list[tuple[str, str]]] = []
+    carried: dict[int, tuple[str, str, int]] = {}  # column -> (tag, text, rows left)
+    for row in rows:
+        full: list[tuple[str, str]] = []
+        cells = iter(row)
+        column = 0
+        while True:
+            if column in carried:
+                tag, text, left = carried.pop(column)
+                full.append((tag, text))
+                if left > 1:
+                    carried[column] = (tag, text, left - 1)
+                column += 1
+                continue
+            cell = next(cells, None)
+            if cell is None:
+                break
+            tag, text, rowspan, _ = cell
+            full.append((tag, text))
+            if rowspan > 1:
+                carried[column] = (tag, text, rowspan - 1)
+            column += 1
+        out.append(full)
+    return out
+
+
+def parse_table(table_html: str) -> Optional[tuple[list[str], list[tuple[tuple[str, ...], list[str]]]]]:
+    """``(columns, [(index, values), ...])`` of a pandas DataFrame's HTML, ``index`` a tuple with one
+    string per index level (sparsified levels filled in); None for other shapes (several column levels)."""
     parser = _TableParser()
     parser.feed(table_html)
-    if not parser.head or not parser.body or any("\0span" in r for r in parser.head + parser.body):
+    if not parser.head or not parser.body or any(c[3] > 1 for r in parser.head + parser.body for c in r):
         return None
-    columns = parser.head[0][1:]
-    rows = [(r[0], r[1:]) for r in parser.body]
+    body = _unspan(parser.body)
+    levels = next((i for i, (tag, _) in enumerate(body[0]) if tag != "th"), len(body[0]))
+    if levels == 0:
+        return None
+    columns = [text for _, text, _, _ in parser.head[0]][levels:]
+    rows = [(tuple(t for _, t in r[:levels]), [t for _, t in r[levels:]]) for r in body]
     if any(len(values) != len(columns) for _, values in rows):
         return None
     return columns, rows
@@ -275,11 +311,14 @@ def _dim(text: str) -> Optional[int]:
 Row = dict[str, Any]
 
 
-def _compare_baselines(columns: list[str], rows: list[tuple[str, list[str]]]) -> list[Row]:
+Rows = list[tuple[tuple[str, ...], list[str]]]
+
+
+def _compare_baselines(columns: list[str], rows: Rows) -> list[Row]:
     published = published_baselines()
     out = []
     for index, values in rows:
-        dim = _dim(index)
+        dim = _dim(index[0])
         for name in ("identity", "linear"):
             if dim in published and name in columns:
                 out.append({"row": name, "D": dim, "ours": _number(values[columns.index(name)]),
@@ -287,10 +326,10 @@ def _compare_baselines(columns: list[str], rows: list[tuple[str, list[str]]]) ->
     return out
 
 
-def _compare_hd(columns: list[str], rows: list[tuple[str, list[str]]]) -> list[Row]:
+def _compare_hd(columns: list[str], rows: Rows) -> list[Row]:
     published = published_hd()
     out = []
-    for index, values in rows:
+    for (index, *_), values in rows:
         key = index if index in published else ("W2OT best" if index.startswith("W2OT") else None)
         if key is None:
             continue
@@ -302,21 +341,24 @@ def _compare_hd(columns: list[str], rows: list[tuple[str, list[str]]]) -> list[R
     return out
 
 
-def _compare_published_column(columns: list[str], rows: list[tuple[str, list[str]]]) -> list[Row]:
-    """A table that carries its published values in a column: ours = the first column (or "ours")."""
+def _compare_published_column(columns: list[str], rows: Rows) -> list[Row]:
+    """A table that carries its published values in a column: ours = the first column whose name starts
+    with "ours" (else the first column); D = a second index level that is a dimension."""
     published = [c for c in columns if "published" in c.lower()]
     if not published:
         return []
-    ours = "ours" if "ours" in columns else columns[0]
+    ours = next((c for c in columns if c.lower().startswith("ours")), columns[0])
     out = []
     for index, values in rows:
-        out.append({"row": index, "D": None, "ours": _number(values[columns.index(ours)]),
+        dim = _dim(index[1]) if len(index) > 1 else None
+        out.append({"row": " / ".join(index) if dim is None else index[0], "D": dim,
+                    "ours": _number(values[columns.index(ours)]),
                     "published": _number(values[columns.index(published[0])]),
                     "source": f"the table's column {published[0]!r}; ours: {ours!r}"})
     return [r for r in out if not math.isnan(r["published"])]
 
 
-COMPARISONS: dict[tuple[str, str], Callable[[list[str], list[tuple[str, list[str]]]], list[Row]]] = {
+COMPARISONS: dict[tuple[str, str], Callable[[list[str], Rows], list[Row]]] = {
     ("w2_benchmark_baselines", "baselines"): _compare_baselines,
     ("w2_benchmark_hd", "l2_uvp"): _compare_hd,
 }
