@@ -179,6 +179,7 @@ def test_thumbnails_link_to_their_cells(built):
 
     with Image.open(out / thumbs[0][1]) as image:
         assert image.width == site.THUMBNAIL_WIDTH
+    assert "<figcaption>baselines_against_dim</figcaption>" in index  # the name the notebook saves it under
 
 
 def test_full_profile_falls_back_on_the_quick_runs(tmp_path, monkeypatch):

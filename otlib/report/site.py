@@ -170,22 +170,29 @@ class FigureOut:
     cell_id: str
     index: int
     png: bytes
+    title: str = ""
+    """The name the cell saves it under (``savefig(fig, "name")``), when it says."""
 
 
-def saved_table_names(source: str) -> list[str]:
-    """The names given to ``save_table(table, "name", ...)`` calls in a cell, in order."""
+def _saved_names(source: str, method: str) -> list[str]:
+    """The literal names given to ``<obj>.<method>(thing, "name", ...)`` calls in a cell, in order."""
     import ast
 
     try:
         tree = ast.parse(source)
-    except SyntaxError:  # IPython syntax (magics): no table calls to find
+    except SyntaxError:  # IPython syntax (magics): no calls to find
         return []
     names = []
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "save_table"
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == method
                 and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant)):
             names.append((node.lineno, node.col_offset, str(node.args[1].value)))
     return [name for _, _, name in sorted(names)]
+
+
+def saved_table_names(source: str) -> list[str]:
+    """The names given to ``save_table(table, "name", ...)`` calls in a cell, in order."""
+    return _saved_names(source, "save_table")
 
 
 def tables_and_figures(name: str, nb: Any) -> tuple[list[TableOut], list[FigureOut]]:
@@ -201,8 +208,10 @@ def tables_and_figures(name: str, nb: Any) -> tuple[list[TableOut], list[FigureO
             tables.append(TableOut(name, table_name, cell.get("id", ""), _text(htmls[i]) if i < len(htmls) else ""))
         pngs = [o["data"]["image/png"] for o in cell.get("outputs", [])
                 if o.get("output_type") in ("execute_result", "display_data") and "image/png" in o.get("data", {})]
+        titles = _saved_names(cell.source, "savefig")
         for i, png in enumerate(pngs):
-            figures.append(FigureOut(name, cell.get("id", ""), i, base64.b64decode(_text(png))))
+            title = titles[i] if len(titles) == len(pngs) else ""
+            figures.append(FigureOut(name, cell.get("id", ""), i, base64.b64decode(_text(png)), title))
     return tables, figures
 
 
@@ -471,7 +480,8 @@ def _index_html(pages: list[Page], profile: str, thumbs: dict[tuple[str, str, in
                          f"{html.escape(t.name)}</a></h3><div class='pair'><div>{shown}</div><div>")
             note = NOTES.get((p.name, t.name), "No published values for this table: it is otlib's own "
                              "measurement or check, or the paper gives it as a figure.")
-            parts.append(_comparison_html(rows) if rows else f"<p class='note'>{html.escape(note)}</p>")
+            if t.html:
+                parts.append(_comparison_html(rows) if rows else f"<p class='note'>{html.escape(note)}</p>")
             parts.append("</div></div>")
     parts.append("<h2 id='figures'>Figures</h2>")
     for p in pages:
@@ -482,7 +492,7 @@ def _index_html(pages: list[Page], profile: str, thumbs: dict[tuple[str, str, in
             anchor = f"{p.name}.html#cell-id={f.cell_id}" if f.cell_id else f"{p.name}.html"
             src = thumbs[(f.notebook, f.cell_id, f.index)]
             parts.append(f"<figure><a href='{anchor}'><img src='{src}' alt='{html.escape(p.name)} figure' "
-                         f"></a><figcaption>cell {html.escape(f.cell_id)}</figcaption></figure>")
+                         f"></a><figcaption>{html.escape(f.title or 'cell ' + f.cell_id)}</figcaption></figure>")
         parts.append("</div>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
