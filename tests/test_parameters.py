@@ -42,7 +42,7 @@ def test_cell_is_read_with_descriptions_and_rules():
 
 @pytest.mark.parametrize("name, value, expected", [
     ("steps", 1, 1), ("tau", 0.5, 0.5), ("lam", 0, 0.0), ("lam", 1, 1.0), ("dims", [8], [8]),
-    ("solver", "adam", "adam"), ("flag", False, False), ("profile", "full", "full")])
+    ("solver", "adam", "adam"), ("flag", False, False), ("profile", "full", "full"), ("dims", "[2, 8]", [2, 8])])
 def test_good_values_pass_converted(name, value, expected):
     out = spec()[name].check(value, "demo")
     assert out == expected and type(out) is type(expected)
@@ -59,6 +59,8 @@ def test_good_values_pass_converted(name, value, expected):
     ("dims", 4, "dims = 4 has the wrong type: expected a list of int like [2, 4], got a int"),
     ("dims", [3], "dims[0] = 3 is not allowed: it must be one of 2, 4, 8"),
     ("dims", [], "dims = [] is not allowed: it must not be empty"),
+    ("dims", "[3]", "dims[0] = 3 is not allowed"),
+    ("dims", "[2, x]", "dims = '[2, x]' has the wrong type"),
     ("widths", [64, 0], "widths[1] = 0 is not allowed: it must be >= 1"),
     ("solver", "newton", "solver = 'newton' is not allowed: it must be one of 'lbfgs'"),
     ("profile", "fast", "profile = 'fast' is not allowed: it must be one of \"quick\", \"full\""),
@@ -171,6 +173,8 @@ def test_papermill_without_the_runner_stops_in_the_validation_cell(tmp_path, ove
     index, error = failed
     assert "check_namespace" in "".join(cells[index]["source"])
     assert error["ename"] == "ParameterError" and f"parameter {override}" in error["evalue"]
+    if fragment == "[3]":  # Papermill's -p passes "[3]" as text; the checker reads it as the list it means
+        assert "parameter dims[0] = 3 is not allowed: it must be one of 2, 4, 8" in error["evalue"]
     assert len(error["traceback"]) == 1 and "\n" not in error["traceback"][0]
 
 

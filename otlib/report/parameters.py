@@ -99,6 +99,12 @@ def _coerce(name: str, value: Any, default: Any, notebook: str) -> Any:
             return value
         raise fail()
     if isinstance(default, (list, tuple)):
+        if isinstance(value, str):  # papermill -p dims "[2, 4]" passes the text: read it as a Python literal
+            try:
+                parsed = ast.literal_eval(value.strip())
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                parsed = None
+            value = list(parsed) if isinstance(parsed, (list, tuple)) else value
         if not isinstance(value, (list, tuple)):
             raise fail()
         if default:
