@@ -1,2 +1,2 @@
-"""What turns runs into a reader's material: the notebook context, figure style and byte-stable savefig,
-and the Papermill runner of every notebook."""
+"""What turns runs into a reader's material: the notebook context (a folder per run), the notebooks' parameter
+rules and their one checker, figure style and byte-stable savefig, and the Papermill runner of every notebook."""
