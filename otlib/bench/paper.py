@@ -505,21 +505,28 @@ def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[S
     rows = sorted({r["row"] for r in records})
     colors = {row: f"C{i % 10}" for i, row in enumerate(rows)}
     fig, axes = plt.subplots(1, max(len(dims), 1), figsize=(3.6 * max(len(dims), 1), 3.2), squeeze=False)
+    from matplotlib.ticker import NullFormatter
+
     for ax, dim in zip(axes[0], dims):
-        for r in (r for r in records if r["dim"] == dim):
+        here = [r for r in records if r["dim"] == dim]
+        for r in here:
             hist = [(h.get(clock) or 0.0, _mean(h["l2_uvp"])) for h in r["history"]]
-            hist = [(t, v) for t, v in hist if t > 0]
-            hist = [(t, v) for t, v in hist if math.isfinite(v) and v > 0]
+            hist = [(t, v) for t, v in hist if t > 0 and math.isfinite(v) and v > 0]
+            twins = [q for q in here if q["row"] == r["row"]]  # records of one row at one D: tell them by budget
+            label = r["row"] if len(twins) == 1 else f"{r['row']}, {r['config']['max_steps']} steps"
+            style = ["-", ":", "-.", "--"][twins.index(r) % 4]
             if hist:
-                ax.plot(*zip(*hist), marker="o", ms=3, color=colors[r["row"]], label=r["row"])
+                ax.plot(*zip(*hist), marker="o", ms=3, color=colors[r["row"]], ls=style, label=label)
             if r.get("published"):
                 ax.axhline(r["published"], color=colors[r["row"]], ls="--", lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize=6)
         ax.set_title(f"D = {dim}")
         ax.set_xlabel("wall-clock seconds" if clock == "wall_s" else "CPU seconds (all threads)")
     axes[0][0].set_ylabel("forward L2-UVP (%); dashed: published")
-    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 
