@@ -38,6 +38,7 @@ from otlib.core.paths import data_dir as _repo_data_dir
 from otlib.core.progress import progress_bar
 from otlib.w2bench.conv_icnn64 import BENCHMARK_STRONG_CONVEXITY, DIM, ConvICNN64Params, _batch_jit, _grad_jit, \
     as_images, load_conv_icnn64_params
+from otlib.w2bench.hd import CoupledPair
 from otlib.w2bench.metrics import unexplained_variance
 from otlib.w2bench.resnet_g import LATENT_DIM, ResNetGParams, _g_jit, load_resnet_g_params
 
@@ -213,7 +214,7 @@ def _transport(p1: ConvICNN64Params, p2: ConvICNN64Params, x: jax.Array, chunk: 
 
 
 @dataclass(frozen=True, eq=False)
-class CelebA64Benchmark:
+class CelebA64Benchmark(CoupledPair):
     """One CelebA64 pair, a JAX pytree (``stage``, ``chunk``, ``noise_std`` static), so it can be passed
     into jitted functions; every method is traceable and works on flattened images (n, 12288).
 
@@ -255,15 +256,6 @@ class CelebA64Benchmark:
         sc = BENCHMARK_STRONG_CONVEXITY
         return _chunked(lambda x: 0.5 * (_batch_jit(self.params_1, x, sc) + _batch_jit(self.params_2, x, sc)),
                         x, self.chunk)
-
-    def sample_pair(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
-        """(X, T*(X)) with X ~ P: a coupled pair, Y ~ Q (what the metrics use)."""
-        x = self.sample_source(key, n)
-        return x, self.transport(x)
-
-    def sample_target(self, key: jax.Array, n: int) -> jax.Array:
-        """n fresh samples of Q = T*#P."""
-        return self.sample_pair(key, n)[1]
 
 
 jax.tree_util.register_dataclass(

@@ -98,8 +98,21 @@ def _chunk_stats(p1: DenseICNNParams, p2: DenseICNNParams, centres: jax.Array, m
 
 # ----------------------------------------------------------------------------------------------------
 
+class CoupledPair:
+    """What every benchmark pair (HD and CelebA64) derives from its ``sample_source`` and ``transport``."""
+
+    def sample_pair(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
+        """(X, T*(X)) with X ~ P: a coupled pair, Y ~ Q (the pairs every metric scores)."""
+        x = self.sample_source(key, n)
+        return x, self.transport(x)
+
+    def sample_target(self, key: jax.Array, n: int) -> jax.Array:
+        """n fresh samples of Q = T*#P (T* applied to fresh X ~ P)."""
+        return self.sample_pair(key, n)[1]
+
+
 @dataclass(frozen=True, eq=False)
-class HDBenchmark:
+class HDBenchmark(CoupledPair):
     """One HD pair. A JAX pytree (``dim`` static), so it can be passed into jitted functions.
 
     Attributes: ``centres`` (3, D), ``maps`` (3, D, D) of P; ``params_1``, ``params_2`` the two
@@ -138,15 +151,6 @@ class HDBenchmark:
     def potential(self, x: jax.Array) -> jax.Array:
         """The convex Brenier potential phi with grad phi = T*, (n, D) -> (n,)."""
         return _potential(self.params_1, self.params_2, self.shift, self.scale, jnp.asarray(x))
-
-    def sample_pair(self, key: jax.Array, n: int) -> tuple[jax.Array, jax.Array]:
-        """(X, T*(X)) with X ~ P: a coupled pair, Y ~ Q (what the metrics use)."""
-        x = self.sample_source(key, n)
-        return x, self.transport(x)
-
-    def sample_target(self, key: jax.Array, n: int) -> jax.Array:
-        """n fresh samples of Q = T*#P (T* applied to fresh X ~ P)."""
-        return self.sample_pair(key, n)[1]
 
 
 jax.tree_util.register_dataclass(
