@@ -1,5 +1,5 @@
 """``python -m otlib.sweep --notebook NAME [--profile quick|full] [-p NAME=VALUE ...] [--executor slurm|local]``:
-a notebook's table cells as batch jobs (see :mod:`otlib.bench.sweep`).
+a notebook's table cells and training runs as batch jobs (see :mod:`otlib.bench.sweep`).
 
 Without ``--status`` or ``--dry-run`` it submits one job per cell that is missing, unfinished or failed
 (with tries left) and returns; ``--wait`` then follows the jobs until every cell is done. ``--status``
@@ -11,6 +11,7 @@ only gathers them.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,8 @@ from typing import Optional
 
 from otlib.bench import sweep
 from otlib.core.paths import results_dir
-from otlib.report.reproduce import ParameterError, discover, parameters_of, parse_overrides, resolve_parameters
+from otlib.report.reproduce import (ParameterError, data_dir_env, discover, parameters_of, parse_overrides,
+                                    resolve_parameters)
 
 __all__ = ["main", "cells_folder"]
 
@@ -60,6 +62,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: no notebook named {args.notebook}; available: {', '.join(notebooks)}", file=sys.stderr)
         return 2
     folder = args.folder or cells_folder(args.notebook, args.profile)
+    data_env, data_line = data_dir_env()  # the benchmark files, found as python -m otlib.reproduce finds them
+    os.environ.update(data_env)  # jobs inherit it
+    print(data_line, flush=True)
     try:
         notebook = notebooks[args.notebook]
         params = {**parameters_of(notebook),

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 from otlib.bench import cells, hd_table, sweep
@@ -51,7 +52,7 @@ def test_plan_lists_the_notebooks_cells_in_its_order(tmp_path):
                                                ("W2OT NN: Objective & None", 16)]
     assert {s.path.parent for s in specs} == {tmp_path}
     with pytest.raises(ValueError, match="does not store its work as table cells"):
-        sweep.plan("enot2024_ablation", {}, tmp_path)
+        sweep.plan("amos2023_2d", {}, tmp_path)
     with pytest.raises(ValueError, match="unknown rows"):
         sweep.plan("w2_benchmark_hd", {**params, "rows": ["W2OT XYZ"]}, tmp_path)
 
@@ -186,3 +187,101 @@ def test_killed_or_preempted_job_resumes_to_the_uninterrupted_values(tmp_path, q
     a, b, c = sweep.cells_of([whole, killed, preempted])
     assert a["values"] == b["values"] == c["values"], (a["values"], b["values"], c["values"])  # bit-exact resume
     assert not killed.path.with_suffix(".ckpt.npz").exists()
+
+
+ABLATION_TINY = ["-p", "dims=[2]", "-p", "taus=[0.5, 0.9]", "-p", "lams=[0.0, 1.0]", "-p", "num_steps=60",
+                 "-p", "num_seeds=2", "-p", "hidden=[16]", "-p", "batch_size=64", "-p", "n_eval=512"]
+POT_TINY = ["-p", "num_steps=30", "-p", "num_seeds=2", "-p", "chunk_size=10", "-p", "sweep_lams=[0.1]",
+            "-p", "sweep_seeds=1"]
+
+
+def _notebook_params(name: str, overrides: list[str]) -> dict:
+    notebook = discover()[name]
+    return {**parameters_of(notebook), **resolve_parameters(notebook, "quick", parse_overrides(overrides[1::2]))}
+
+
+def test_runs_are_planned_from_the_notebooks_parameters(tmp_path, w2bench_data):
+    """The ablation has one run per D, the POT/VAE comparison one per model and per λ of its sweep; another
+    configuration is another checkpoint file, so it never conflicts with a stored run."""
+    params = _notebook_params("enot2024_ablation", ABLATION_TINY + ["-p", "dims=[2, 4]"])
+    specs = sweep.plan("enot2024_ablation", params, tmp_path)
+    assert [s.name for s in specs] == ["grid_D2", "grid_D4"]
+    assert [s.describe() for s in specs] == ["60 steps x 2 seeds"] * 2
+    other = sweep.plan("enot2024_ablation", {**params, "num_steps": 61}, tmp_path)
+    assert {s.key for s in specs}.isdisjoint(s.key for s in other)
+    assert [s["state"] for s in sweep.statuses(specs)] == ["missing", "missing"]
+
+    params = _notebook_params("vegan2017_pot_vs_vae", POT_TINY + ["-p", "sweep_lams=[0.1, 1.0]"])
+    specs = sweep.plan("vegan2017_pot_vs_vae", params, tmp_path)
+    assert [s.name for s in specs] == ["VAE", "WAE-MMD", "WAE-GAN", "WAE-MMD_lam0.1", "WAE-MMD_lam1"]
+    assert [s.run.num_seeds for s in specs] == [2, 2, 2, 1, 1]
+
+
+def _notebook_assignments(name: str, targets: tuple[str, ...], namespace: dict) -> dict:
+    """Evaluate the notebook's own ``target = ...`` statements (in its order) in ``namespace``."""
+    nb = json.loads(notebooks_dir(f"{name}.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code" or "parameters" in cell["metadata"].get("tags", []):
+            continue
+        for node in ast.parse("".join(cell["source"])).body:
+            if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in targets:
+                namespace[node.targets[0].id] = eval(compile(ast.Expression(node.value), name, "eval"), namespace)
+    missing = [t for t in targets if t not in namespace]
+    assert not missing, f"{name} has no statement assigning {missing}"
+    return namespace
+
+
+def test_the_sweep_builds_the_notebooks_runs(tmp_path, w2bench_data):
+    """A job trains exactly the run the notebook trains (same checkpoint name, so the same fingerprint)."""
+    from otlib.enot2024 import ablation
+    from otlib.vegan2017 import comparison
+
+    params = _notebook_params("enot2024_ablation", ABLATION_TINY)
+    ns = _notebook_assignments("enot2024_ablation", ("runs",), {"grid_runs": ablation.grid_runs, **params})
+    assert [s.key for s in sweep.plan("enot2024_ablation", params, tmp_path)] == \
+        [run.checkpoint(tmp_path).name for run in ns["runs"].values()]
+
+    params = _notebook_params("vegan2017_pot_vs_vae", POT_TINY)
+    ns = _notebook_assignments("vegan2017_pot_vs_vae", ("comparison", "model_plan"),
+                               {"setup": comparison.setup, "model_runs": comparison.model_runs, **params})
+    keys = [s.key for s in sweep.plan("vegan2017_pot_vs_vae", params, tmp_path)]
+    assert keys[:3] == [run.checkpoint(tmp_path).name for run in ns["model_plan"].values()]
+
+
+@pytest.mark.slow
+def test_local_sweep_of_training_runs_then_the_notebooks_read_them_back(tmp_path, quiet_jobs, capsys):
+    """The ablation grid (one run per D) and the POT/VAE models and λ sweep (one run each) as local jobs; the
+    notebooks' own calls then return the stored runs without a training step, with the jobs' values."""
+    from otlib.enot2024.ablation import grid_runs
+    from otlib.vegan2017.comparison import model_runs, setup, sweep_runs
+
+    folder = tmp_path / "ablation"
+    args = ["--notebook", "enot2024_ablation", "--profile", "quick", "--folder", str(folder), *ABLATION_TINY]
+    assert sweep_cli.main([*args, "--executor", "local", "--gpus-per-job", "0", "--wait", "--poll-s", "1",
+                           "--time-min", "10"]) == 0, capsys.readouterr()
+    assert "1 cells: 1 done" in capsys.readouterr().out
+    p = _notebook_params("enot2024_ablation", ABLATION_TINY)
+    run = grid_runs(p["dims"], p["taus"], p["lams"], num_steps=p["num_steps"], num_seeds=p["num_seeds"],
+                    batch_size=p["batch_size"], hidden=p["hidden"], learning_rate=p["learning_rate"],
+                    n_eval=p["n_eval"], seed=p["seed"])[2]
+    result = run.train(folder, progress=False)
+    assert result.steps == result.start_step == 60 and result.train_s > 0  # read back, with the job's time
+    assert result.final("l2_uvp").shape == (2, 4) and np.isfinite(result.final("l2_uvp")).all()
+
+    folder = tmp_path / "pot"
+    p = _notebook_params("vegan2017_pot_vs_vae", POT_TINY)
+    specs = sweep.plan("vegan2017_pot_vs_vae", p, folder)
+    final = sweep.wait(specs, poll_s=1, timeout_s=900, progress=False, executor="local", gpus_per_job=0,
+                       time_min=10, max_parallel=2, log=lambda m: None)
+    assert [s["state"] for s in final] == ["done"] * 4, sweep.format_statuses(final)
+    comparison = setup(p["data_name"], architecture=p["architecture"], hidden=p["hidden"],
+                       latent_dim=p["latent_dim"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
+                       lr_decay_epochs=p["lr_decay_epochs"])
+    common = dict(seed=p["seed"], num_steps=p["num_steps"], chunk_size=p["chunk_size"])
+    runs = [*model_runs(comparison, num_seeds=p["num_seeds"], lam_mmd=p["lam_mmd"], lam_gan=p["lam_gan"],
+                        adversary_hidden=p["adversary_hidden"], adversary_lr=p["adversary_lr"], **common).values(),
+            *sweep_runs(comparison, sweep_lams=p["sweep_lams"], sweep_seeds=p["sweep_seeds"], **common).values()]
+    for run in runs:
+        result = run.train(folder, progress=False)
+        assert result.steps == result.start_step == 30, run.name  # read back, not trained
+        assert np.isfinite(result.final("reconstruction")).all(), run.name

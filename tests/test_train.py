@@ -12,7 +12,7 @@ import pytest
 
 from otlib.core.checkpoint import CheckpointMismatchError
 from otlib.core.method import Method
-from otlib.core.train import train
+from otlib.core.train import Run, train
 
 
 def regression_method(lr: float = 0.05, name: str = "toy") -> Method:
@@ -81,6 +81,25 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     train(regression_method(), jax.random.key(1), 100, chunk_size=50, checkpoint=path, progress=False)
     with pytest.raises(CheckpointMismatchError, match="another run"):
         train(regression_method(lr=0.1), jax.random.key(1), 100, chunk_size=50, checkpoint=path, progress=False)
+
+
+def test_a_named_run_is_stored_by_its_fingerprint_and_read_back(tmp_path):
+    """Run.train checkpoints under a name that carries the run's fingerprint: a stopped run reports its step,
+    a finished one is returned at once with the same values, and another configuration is another file."""
+    run = Run("toy", regression_method(), jax.random.key(3), 200, num_seeds=2, chunk_size=50, eval_every=100)
+    assert run.stored(tmp_path) is None
+    train(run.method, run.key, 200, num_seeds=2, chunk_size=50, eval_every=100, checkpoint=run.checkpoint(tmp_path),
+          until=100, progress=False)
+    assert run.stored(tmp_path) == {"step": 100, "finished": False}
+    done = run.train(tmp_path, progress=False)
+    assert run.stored(tmp_path) == {"step": 200, "finished": True} and done.train_s > 0
+    again = run.train(tmp_path, progress=False)
+    assert again.steps == again.start_step == 200 and again.train_s == done.train_s  # read back, times kept
+    np.testing.assert_array_equal(again.final("w_error"), done.final("w_error"))
+    other = Run("toy", regression_method(lr=0.1), jax.random.key(3), 200, num_seeds=2)
+    assert other.checkpoint(tmp_path) != run.checkpoint(tmp_path) and other.stored(tmp_path) is None
+    with pytest.raises(ValueError, match="names a file"):
+        Run("../escape", run.method, run.key, 200)
 
 
 def test_divergence_is_reported_not_raised():

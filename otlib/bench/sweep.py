@@ -1,28 +1,39 @@
-"""A notebook's table cells as batch jobs, one job per cell, through submitit (Slurm or local processes).
+"""A notebook's table cells and training runs as batch jobs, one job per cell, through submitit (Slurm or
+local processes).
 
-A notebook whose work divides into cells (today the HD table, ``w2_benchmark_hd``: one cell per row and
-D, :func:`otlib.bench.hd_table.table_cell`) can have its cells trained as jobs instead of one after another
-in its kernel. :func:`plan` enumerates the cells that the notebook's parameters imply; :func:`submit` sends
-one job per cell that is neither stored nor queued (a Slurm job array, at most ``max_parallel`` running at
-once; the local executor starts at most ``max_parallel`` processes and :func:`wait` tops them up);
-:func:`statuses` tells each cell's state; :func:`wait` follows them, resubmits a failed cell at most
-``max_retries`` times, and returns when every cell is done or out of tries. The notebook run afterwards
-only gathers the stored cells.
+Three notebooks divide their work into cells that a job can compute in the notebook's place:
 
-A job runs exactly the notebook's code for its cell (:func:`otlib.bench.hd_table.table_cell`, the same key,
-budget and folder), so it writes through the same cell store (:mod:`otlib.bench.cells`) and checkpoints
-after every chunk of the driver. It is :class:`submitit.helpers.Checkpointable`: a job preempted or at its
-time limit is requeued by submitit and resumes from the driver's checkpoint, and so does a job killed
-outright and submitted again. Each job writes a small JSON status (running, done, or failed with its
-traceback) next to submitit's logs, so the state of a sweep is read without unpickling anything.
+* ``w2_benchmark_hd``: one cell per row and D (:func:`otlib.bench.hd_table.table_cell`, a validated JSON
+  record in the cell store :mod:`otlib.bench.cells`), :class:`CellSpec`;
+* ``enot2024_ablation``: one run per D, each the whole (τ, λ) grid (:func:`otlib.enot2024.ablation.grid_runs`);
+* ``vegan2017_pot_vs_vae``: one run per model and per λ of the trade-off sweep, seeds vmapped
+  (:mod:`otlib.vegan2017.comparison`).
 
-Submission refuses a cell whose stored record was made with another configuration (steps, seeds, or
-budget tag), as the notebook's store would not reuse it: delete the record or choose another folder.
+A run (:class:`RunSpec`) is a :class:`otlib.core.train.Run`: its checkpoint, named by its fingerprint, is
+the stored cell, and the notebook's own ``run.train(folder)`` returns a finished one at once.
+
+:func:`plan` enumerates the cells that the notebook's parameters imply; :func:`submit` sends one job per
+cell that is neither stored nor queued (a Slurm job array, at most ``max_parallel`` running at once; the local
+executor starts at most ``max_parallel`` processes and :func:`wait` tops them up); :func:`statuses` tells each
+cell's state; :func:`wait` follows them, resubmits a failed cell at most ``max_retries`` times, and returns
+when every cell is done or out of tries. The notebook run afterwards only gathers the stored cells.
+
+A job runs exactly the notebook's code for its cell (the same function, key, budget and folder), so it
+writes through the same store and checkpoints after every chunk of the driver. It is
+:class:`submitit.helpers.Checkpointable`: a job preempted or at its time limit is requeued by submitit and
+resumes from the driver's checkpoint, and so does a job killed outright and submitted again. Each job writes
+a small JSON status (running, done, or failed with its traceback) next to submitit's logs, so the state of a
+sweep is read without unpickling anything.
+
+Submission refuses an HD cell whose stored record was made with another configuration (steps, seeds, or
+budget tag), as the notebook's store would not reuse it: delete the record or choose another folder. A run
+with other parameters is another file (its name carries its fingerprint), so runs never conflict.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import subprocess
@@ -31,13 +42,16 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
+import numpy as np
 import submitit
 
 from otlib.bench import cells, hd_table
+from otlib.core.checkpoint import CheckpointCorruptError, CheckpointMismatchError
 from otlib.core.files import atomic_write_text
 from otlib.core.progress import progress_bar
+from otlib.core.train import Run
 
-__all__ = ["CellSpec", "CellJob", "ConfigurationError", "NOTEBOOKS", "hd_budget", "hd_cells", "plan",
+__all__ = ["CellSpec", "RunSpec", "CellJob", "ConfigurationError", "NOTEBOOKS", "hd_budget", "hd_cells", "plan",
            "jobs_dir", "statuses", "submit", "wait", "format_statuses", "cells_of", "DEFAULT_MAX_RETRIES"]
 
 DEFAULT_MAX_RETRIES = 2
@@ -53,7 +67,7 @@ class ConfigurationError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class CellSpec:
-    """One cell of a notebook's table: what a job needs to run it exactly as the notebook does."""
+    """One cell of the HD table: what a job needs to run it exactly as the notebook does."""
 
     notebook: str
     row: str
@@ -75,8 +89,93 @@ class CellSpec:
         """The cell's identity in a sweep's job file: its record's file name."""
         return self.path.name
 
+    @property
+    def checkpoint(self) -> Path:
+        return self.path.with_suffix(".ckpt.npz")
+
     def signature(self) -> dict:
         return hd_table.cell_signature(self.row, self.budget)
+
+    def describe(self) -> str:
+        sig = self.signature()
+        return f"{sig['steps']} steps x {sig['seeds']} seeds"
+
+    def stored(self) -> tuple[str, Optional[str]]:
+        """``("done" | "conflict" | "unfinished" | "missing", error)`` from what the folder holds."""
+        try:
+            record = cells.load_cell(Path(self.folder), self.row, self.dim)
+        except Exception as err:  # an invalid record is recomputed, as the notebook's store does
+            record, error = None, f"invalid record: {err}"
+        else:
+            error = None
+        sig = self.signature()
+        if record is not None and cells.cell_matches(record, sig["steps"], sig["seeds"], sig["tag"]):
+            return "done", None
+        if record is not None:
+            return "conflict", (f"{self.path} was made with steps={record.get('steps')}, seeds={record.get('seeds')}, "
+                                f"tag={record.get('tag', '')!r}; asked for steps={sig['steps']}, "
+                                f"seeds={sig['seeds']}, tag={sig['tag']!r}")
+        return ("unfinished" if self.checkpoint.exists() else "missing"), error
+
+    def compute(self) -> dict:
+        import jax
+
+        record = hd_table.table_cell(self.row, self.dim, budget=self.budget, folder=Path(self.folder),
+                                     key=jax.random.key(self.seed), progress=True)
+        return {"row": self.row, "dim": self.dim, "values": record["values"]}
+
+
+@functools.lru_cache(maxsize=8)
+def _runs_of(notebook: str, params_json: str) -> dict[str, Run]:
+    """The notebook's runs for these parameters (built once per process: building loads data)."""
+    return RUN_NOTEBOOKS[notebook](json.loads(params_json))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run of a notebook (:class:`otlib.core.train.Run`), named by the notebook's parameters."""
+
+    notebook: str
+    run_name: str
+    folder: str
+    params_json: str  # the notebook's resolved parameters, JSON: the job builds the run from them again
+
+    @property
+    def run(self) -> Run:
+        return _runs_of(self.notebook, self.params_json)[self.run_name]
+
+    @property
+    def name(self) -> str:
+        return self.run_name
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.run.checkpoint(self.folder)
+
+    @property
+    def key(self) -> str:
+        """The run's identity in a sweep's job file: its checkpoint's file name (which holds its fingerprint)."""
+        return self.checkpoint.name
+
+    def signature(self) -> dict:
+        return {"steps": self.run.num_steps, "seeds": self.run.num_seeds, "tag": self.key}
+
+    def describe(self) -> str:
+        return f"{self.run.num_steps} steps x {self.run.num_seeds} seeds"
+
+    def stored(self) -> tuple[str, Optional[str]]:
+        try:
+            stored = self.run.stored(self.folder)
+        except (CheckpointCorruptError, CheckpointMismatchError) as err:
+            return "missing", f"unusable checkpoint: {err}"
+        if stored is None:
+            return "missing", None
+        return ("done" if stored["finished"] else "unfinished"), None
+
+    def compute(self) -> dict:
+        result = self.run.train(self.folder, progress=True)
+        final = {name: np.asarray(values[-1]).tolist() for name, values in result.evals.items() if name != "step"}
+        return {"run": self.run_name, "steps": result.steps, "final": final}
 
 
 def hd_budget(params: dict[str, Any]) -> hd_table.Budget:
@@ -101,11 +200,50 @@ def hd_cells(params: dict[str, Any], folder: Path, *, budget: Optional[hd_table.
             for dim in params["dims"] for row in rows]
 
 
-NOTEBOOKS: dict[str, Callable[[dict[str, Any], Path], list[CellSpec]]] = {"w2_benchmark_hd": hd_cells}
+def ablation_runs(params: dict[str, Any]) -> dict[str, Run]:
+    """``enot2024_ablation``'s runs (one per D), built as its cell builds them."""
+    from otlib.enot2024.ablation import grid_runs
+
+    runs = grid_runs(params["dims"], params["taus"], params["lams"], num_steps=params["num_steps"],
+                     num_seeds=params["num_seeds"], batch_size=params["batch_size"], hidden=params["hidden"],
+                     learning_rate=params["learning_rate"], n_eval=params["n_eval"], seed=params["seed"])
+    return {run.name: run for run in runs.values()}
+
+
+def pot_runs(params: dict[str, Any]) -> dict[str, Run]:
+    """``vegan2017_pot_vs_vae``'s runs: the three models, then WAE-MMD at each λ of the sweep."""
+    from otlib.vegan2017.comparison import model_runs, setup, sweep_runs
+
+    comparison = setup(params["data_name"], architecture=params["architecture"], hidden=params["hidden"],
+                       latent_dim=params["latent_dim"], batch_size=params["batch_size"],
+                       learning_rate=params["learning_rate"], lr_decay_epochs=params["lr_decay_epochs"])
+    common = {"seed": params["seed"], "num_steps": params["num_steps"], "chunk_size": params["chunk_size"]}
+    models = model_runs(comparison, num_seeds=params["num_seeds"], lam_mmd=params["lam_mmd"],
+                        lam_gan=params["lam_gan"], adversary_hidden=params["adversary_hidden"],
+                        adversary_lr=params["adversary_lr"], **common)
+    sweeps = sweep_runs(comparison, sweep_lams=params["sweep_lams"], sweep_seeds=params["sweep_seeds"], **common)
+    return {run.name: run for run in [*models.values(), *sweeps.values()]}
+
+
+RUN_NOTEBOOKS: dict[str, Callable[[dict[str, Any]], dict[str, Run]]] = {
+    "enot2024_ablation": ablation_runs, "vegan2017_pot_vs_vae": pot_runs}
+"""The notebooks whose work is stored as :class:`~otlib.core.train.Run` checkpoints, and how their
+parameters build those runs."""
+
+
+def _run_cells(notebook: str) -> Callable[[dict[str, Any], Path], list[RunSpec]]:
+    def specs(params: dict[str, Any], folder: Path) -> list[RunSpec]:
+        params_json = json.dumps(params, sort_keys=True)
+        return [RunSpec(notebook, name, str(folder), params_json) for name in _runs_of(notebook, params_json)]
+    return specs
+
+
+NOTEBOOKS: dict[str, Callable[[dict[str, Any], Path], list]] = {
+    "w2_benchmark_hd": hd_cells, **{name: _run_cells(name) for name in RUN_NOTEBOOKS}}
 """The notebooks whose work is stored as cells, and how their parameters enumerate them."""
 
 
-def plan(notebook: str, params: dict[str, Any], folder: Path) -> list[CellSpec]:
+def plan(notebook: str, params: dict[str, Any], folder: Path) -> list[CellSpec | RunSpec]:
     """The cells that ``notebook`` run with ``params`` computes, stored under ``folder``."""
     if notebook not in NOTEBOOKS:
         raise ValueError(f"{notebook} does not store its work as table cells; the notebooks that do: "
@@ -120,7 +258,7 @@ def jobs_dir(folder: Path) -> Path:
 
 
 def _status_path(spec: CellSpec) -> Path:
-    return jobs_dir(Path(spec.folder)) / "status" / f"{spec.path.stem}.json"
+    return jobs_dir(Path(spec.folder)) / "status" / f"{spec.key.split('.')[0]}.json"
 
 
 def _write_status(spec: CellSpec, **fields: Any) -> None:
@@ -140,7 +278,7 @@ class CellJob(submitit.helpers.Checkpointable):
     """The job: run one cell with the notebook's code; requeued after preemption or a time limit
     (submitit resubmits the same call, which resumes from the driver's checkpoint)."""
 
-    def __call__(self, spec: CellSpec) -> dict:
+    def __call__(self, spec: CellSpec | RunSpec) -> dict:
         import jax
 
         os.environ.setdefault("OTLIB_PROGRESS", "text")
@@ -151,12 +289,11 @@ class CellJob(submitit.helpers.Checkpointable):
         except RuntimeError:
             job_id = "?"
         _write_status(spec, state="running", job_id=job_id, pid=os.getpid(), host=os.uname().nodename)
-        resume = spec.path.with_suffix(".ckpt.npz").exists()
+        resume = spec.checkpoint.exists()
         print(f"{spec.notebook}: cell {spec.name}, job {job_id}: "
               + ("resuming from its checkpoint" if resume else "starting"), flush=True)
         try:
-            record = hd_table.table_cell(spec.row, spec.dim, budget=spec.budget, folder=Path(spec.folder),
-                                         key=jax.random.key(spec.seed), progress=True)
+            summary = spec.compute()
         except Exception as err:
             _write_status(spec, state="failed", job_id=job_id, error=f"{type(err).__name__}: {err}",
                           traceback=traceback.format_exc())
@@ -165,7 +302,7 @@ class CellJob(submitit.helpers.Checkpointable):
             _write_status(spec, state="interrupted", job_id=job_id, error=f"interrupted ({type(err).__name__})")
             raise
         _write_status(spec, state="done", job_id=job_id)
-        return {"row": spec.row, "dim": spec.dim, "values": record["values"]}
+        return summary
 
 
 # ----------------------------------------------------------------------------------------------- job file
@@ -224,7 +361,7 @@ def _job_state(job: dict, queue: Optional[dict[str, str]]) -> Optional[str]:
     return "running" if state in ("RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED") else "pending"
 
 
-def statuses(specs: Sequence[CellSpec]) -> list[dict]:
+def statuses(specs: Sequence[CellSpec | RunSpec]) -> list[dict]:
     """Each cell's state: ``done``, ``conflict`` (stored with another configuration), ``pending``,
     ``running``, ``failed`` (its job ended without storing the cell: the error and log are given),
     ``unknown`` (a Slurm job, and ``squeue`` failed), ``unfinished`` (a checkpoint and no job) or
@@ -235,26 +372,18 @@ def statuses(specs: Sequence[CellSpec]) -> list[dict]:
     for spec in specs:
         jobs = by_folder.setdefault(spec.folder, _load_jobs(Path(spec.folder)))
         entry = jobs["cells"].get(spec.key)
-        info: dict[str, Any] = {"cell": spec.name, "row": spec.row, "dim": spec.dim, "spec": spec,
+        info: dict[str, Any] = {"cell": spec.name, "row": getattr(spec, "row", None),
+                                "dim": getattr(spec, "dim", None), "spec": spec,
                                 "attempts": entry["attempts"] if entry else 0, "job": None, "log": None,
                                 "error": None}
         if entry:
             info.update(job=entry["jobs"][-1]["job_id"], log=entry["jobs"][-1]["stderr"])
-        try:
-            stored = cells.load_cell(Path(spec.folder), spec.row, spec.dim)
-        except Exception as err:  # an invalid record is recomputed, as the notebook's store does
-            stored, info["error"] = None, f"invalid record: {err}"
+        stored, info["error"] = spec.stored()
+        if stored in ("done", "conflict"):
+            out.append({**info, "state": stored})
+            continue
         sig = spec.signature()
-        if stored is not None and cells.cell_matches(stored, sig["steps"], sig["seeds"], sig["tag"]):
-            out.append({**info, "state": "done"})
-            continue
-        if stored is not None:
-            out.append({**info, "state": "conflict", "error": (
-                f"{spec.path} was made with steps={stored.get('steps')}, seeds={stored.get('seeds')}, "
-                f"tag={stored.get('tag', '')!r}; asked for steps={sig['steps']}, seeds={sig['seeds']}, "
-                f"tag={sig['tag']!r}")})
-            continue
-        checkpoint = spec.path.with_suffix(".ckpt.npz").exists()
+        checkpoint = stored == "unfinished"
         if entry is None:
             out.append({**info, "state": "unfinished" if checkpoint else "missing"})
             continue
@@ -340,7 +469,7 @@ def _executor(kind: str, folder: Path, *, partition: Optional[str], gpus_per_job
     raise ValueError(f"executor must be 'slurm' or 'local', got {kind!r}")
 
 
-def submit(specs: Sequence[CellSpec], *, executor: str = "local", partition: Optional[str] = None,
+def submit(specs: Sequence[CellSpec | RunSpec], *, executor: str = "local", partition: Optional[str] = None,
            gpus_per_job: Optional[int] = None, time_min: int = 720, max_parallel: Optional[int] = None,
            cpus_per_job: Optional[int] = None, mem_gb: Optional[float] = None,
            max_retries: int = DEFAULT_MAX_RETRIES, dry_run: bool = False,
@@ -369,11 +498,10 @@ def submit(specs: Sequence[CellSpec], *, executor: str = "local", partition: Opt
     if not todo:
         return []
     planned = [{"cell": s["cell"], "spec": s["spec"], "job": None,
-                "resume": s["spec"].path.with_suffix(".ckpt.npz").exists()} for s in todo]
+                "resume": s["spec"].checkpoint.exists()} for s in todo]
     if dry_run:
         for p in planned:
-            sig = p["spec"].signature()
-            log(f"would submit ({executor}): {p['cell']}: {sig['steps']} steps x {sig['seeds']} seeds"
+            log(f"would submit ({executor}): {p['cell']}: {p['spec'].describe()}"
                 + (", resuming from its checkpoint" if p["resume"] else ""))
         return planned
     by_folder: dict[str, list[dict]] = {}
@@ -398,7 +526,7 @@ def submit(specs: Sequence[CellSpec], *, executor: str = "local", partition: Opt
     return planned
 
 
-def wait(specs: Sequence[CellSpec], *, poll_s: float = 10.0, timeout_s: Optional[float] = None,
+def wait(specs: Sequence[CellSpec | RunSpec], *, poll_s: float = 10.0, timeout_s: Optional[float] = None,
          max_retries: int = DEFAULT_MAX_RETRIES, progress: bool = True,
          log: Callable[[str], None] = print, **submit_options: Any) -> list[dict]:
     """Follow the cells until each is done or failed with no tries left (a progress bar of done cells);
@@ -422,5 +550,5 @@ def wait(specs: Sequence[CellSpec], *, poll_s: float = 10.0, timeout_s: Optional
 
 
 def cells_of(specs: Iterable[CellSpec]) -> list[Optional[dict]]:
-    """The stored records of ``specs`` (``None`` where a cell is not stored)."""
+    """The stored records of HD ``specs`` (``None`` where a cell is not stored)."""
     return [cells.load_cell(Path(s.folder), s.row, s.dim) for s in specs]

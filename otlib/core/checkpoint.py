@@ -33,7 +33,7 @@ import numpy as np
 
 from otlib.core.files import atomic_write
 
-__all__ = ["save", "restore", "CheckpointMismatchError", "CheckpointCorruptError"]
+__all__ = ["save", "restore", "peek", "CheckpointMismatchError", "CheckpointCorruptError"]
 
 FORMAT = 2
 """Version of the layout written by :func:`save` (1: no checksum)."""
@@ -142,6 +142,29 @@ def _step_bound(fingerprint: str, max_step: Optional[int]) -> Optional[int]:
         return None
     steps = record.get("num_steps") if isinstance(record, dict) else None
     return steps if type(steps) is int else None
+
+
+def peek(path: str | os.PathLike, fingerprint: str) -> dict[str, Any]:
+    """The JSON record (``extra``) of the checkpoint at ``path`` without reading its arrays or checksum:
+    enough to tell how far a run got (a sweep's status). :func:`restore` checks everything else.
+
+    Raises :class:`CheckpointMismatchError` when another run wrote it, :class:`CheckpointCorruptError` when
+    its record cannot be read.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            meta = json.loads(_text(z, _META))
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise CheckpointCorruptError(f"checkpoint {path} is damaged ({type(err).__name__}: {str(err)[:200]}); "
+                                     f"delete it to start this run afresh from step 0") from err
+    if not isinstance(meta, dict) or not isinstance(meta.get("extra"), dict):
+        raise CheckpointCorruptError(f"checkpoint {path} has no record; delete it to start afresh from step 0")
+    if meta.get("fingerprint") != fingerprint:
+        raise CheckpointMismatchError(f"checkpoint {path} was written by another run (other method, "
+                                      f"configuration, seeds, steps or key)")
+    extra = meta["extra"]
+    return {k: v for k, v in extra.items() if k in ("step", "finished")}
 
 
 def restore(path: str | os.PathLike, template: Any, fingerprint: str, *,

@@ -26,8 +26,10 @@ or one seed, nothing changes.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -40,7 +42,7 @@ from otlib.core import checkpoint as ckpt
 from otlib.core.method import Method
 from otlib.core.progress import progress_bar
 
-__all__ = ["train", "RunResult", "DIVERGENCE_THRESHOLD", "freeze_diverged", "live_mean"]
+__all__ = ["train", "Run", "RunResult", "DIVERGENCE_THRESHOLD", "freeze_diverged", "live_mean", "fingerprint"]
 
 DIVERGENCE_THRESHOLD = 1e5
 """|loss| above this (or NaN) ends a seed as diverged (Amos 2023, w2ot ``run_train``)."""
@@ -58,7 +60,9 @@ class RunResult:
       history: ``{"step": (L,), name: (L, num_seeds)}``: each metric averaged over each chunk.
       evals: ``{"step": (E,), name: (E, num_seeds)}``: the evaluations between chunks.
       diverged: ``(num_seeds,)`` booleans; ``diverged_at``: the step it happened (-1 if not).
-      compile_s: time spent compiling; ``train_s``: time spent running steps (compilation excluded).
+      compile_s: time spent compiling; ``train_s``: time spent running steps (compilation excluded); both
+        summed over every call that trained this run, when it was resumed from a checkpoint.
+      start_step: the step this call started from (its checkpoint's; ``steps`` when it was read back finished).
     """
 
     method: str
@@ -71,6 +75,7 @@ class RunResult:
     diverged_at: np.ndarray
     compile_s: float
     train_s: float
+    start_step: int = 0
 
     @property
     def num_seeds(self) -> int:
@@ -244,6 +249,12 @@ def _num_steps(method: Method, num_steps: Optional[int]) -> int:
     return int(num_steps)
 
 
+def fingerprint(method: Method, key: jax.Array, num_steps: int, num_seeds: int) -> str:
+    """What makes a run the same run (and a checkpoint its own): method, configuration, steps, seeds, key."""
+    return json.dumps({"method": method.name, "config": repr(method.config), "num_steps": int(num_steps),
+                       "num_seeds": int(num_seeds), "key": np.asarray(jax.random.key_data(key)).tolist()})
+
+
 def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, num_seeds: int = 1, chunk_size: int = 1000,
           eval_every: Optional[int] = None, checkpoint: Optional[str | Path] = None,
           until: Optional[int] = None, progress: bool = True,
@@ -285,15 +296,15 @@ def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, nu
     history_steps: list[int] = []
     eval_rows: list[dict[str, np.ndarray]] = []
     eval_steps: list[int] = []
-    step = 0
-    fingerprint = json.dumps({"method": method.name, "config": repr(method.config), "num_steps": num_steps,
-                              "num_seeds": num_seeds, "key": np.asarray(jax.random.key_data(key)).tolist()})
+    step, extra = 0, {}
+    run_id = fingerprint(method, key, num_steps, num_seeds)
     if checkpoint is not None and Path(checkpoint).exists():
-        carry, extra = ckpt.restore(checkpoint, layout.unpad(carry), fingerprint)
+        carry, extra = ckpt.restore(checkpoint, layout.unpad(carry), run_id)
         carry = layout.pad(carry)
         step = int(extra["step"])
         history_rows, history_steps = extra["history_rows"], extra["history_steps"]
         eval_rows, eval_steps = extra["eval_rows"], extra["eval_steps"]
+    start_step = step
 
     # Donating the carry lets XLA update the state in place; the CPU backend cannot and would warn.
     donate = (0,) if jax.default_backend() != "cpu" else ()
@@ -306,7 +317,8 @@ def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, nu
                               seeds_in=(True, False), seeds_out=True)
 
     compiled: dict[int, Any] = {}
-    compile_s = train_s = 0.0
+    compile_s = float(extra.get("compile_s", 0.0)) if step else 0.0
+    train_s = float(extra.get("train_s", 0.0)) if step else 0.0
 
     def run_chunk(carry, start: int, length: int):
         nonlocal compile_s, train_s
@@ -344,8 +356,10 @@ def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, nu
                 bar.set_postfix_str("evaluating" + ("" if eval_rows else " (compiling the evaluation)"), refresh=True)
                 run_eval(carry, step)
             if checkpoint is not None:
-                ckpt.save(checkpoint, layout.unpad(carry), fingerprint, step=step, history_rows=history_rows,
-                          history_steps=history_steps, eval_rows=eval_rows, eval_steps=eval_steps)
+                ckpt.save(checkpoint, layout.unpad(carry), run_id, step=step, history_rows=history_rows,
+                          history_steps=history_steps, eval_rows=eval_rows, eval_steps=eval_steps,
+                          finished=step >= num_steps or not bool(np.asarray(carry[1]).any()),
+                          compile_s=compile_s, train_s=train_s)
             if after_chunk is not None:
                 after_chunk(step)
             bar.update(length)
@@ -359,4 +373,58 @@ def train(method: Method, key: jax.Array, num_steps: Optional[int] = None, *, nu
     return RunResult(method=method.name, state=carry[0], steps=step, num_steps=num_steps,
                      history=_stack_logs(history_rows, history_steps), evals=_stack_logs(eval_rows, eval_steps),
                      diverged=~np.asarray(alive), diverged_at=np.asarray(diverged_at),
-                     compile_s=compile_s, train_s=train_s)
+                     compile_s=compile_s, train_s=train_s, start_step=start_step)
+
+
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]*")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Run:
+    """One named call of :func:`train` that a notebook makes: built by the library, so that a batch job
+    (:mod:`otlib.bench.sweep`) can train it in the notebook's place and the notebook then reads it back.
+
+    Its checkpoint is ``<folder>/<name>-<hash>.ckpt.npz``, the hash taken over the run's :func:`fingerprint`:
+    a run with other parameters is another file, so two configurations never overwrite each other, and a
+    finished run is returned at once by :meth:`train` without a step.
+    """
+
+    name: str
+    method: Method
+    key: jax.Array
+    num_steps: int
+    num_seeds: int = 1
+    chunk_size: int = 1000
+    eval_every: Optional[int] = None
+
+    def __post_init__(self):
+        if not _RUN_NAME.fullmatch(self.name):
+            raise ValueError(f"run name {self.name!r} must be letters, digits and _.=+- (it names a file)")
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.method, self.key, self.num_steps, self.num_seeds)
+
+    def checkpoint(self, folder: str | Path) -> Path:
+        tag = hashlib.sha256(self.fingerprint.encode()).hexdigest()[:12]
+        return Path(folder) / f"{self.name}-{tag}.ckpt.npz"
+
+    def stored(self, folder: str | Path) -> Optional[dict[str, Any]]:
+        """``{"step", "finished"}`` of its checkpoint in ``folder`` (``None`` when there is none), read from
+        the checkpoint's record alone (:func:`otlib.core.checkpoint.peek`; :meth:`train` checks the rest)."""
+        path = self.checkpoint(folder)
+        if not path.exists():
+            return None
+        extra = ckpt.peek(path, self.fingerprint)
+        step = int(extra.get("step", 0))
+        return {"step": step, "finished": bool(extra.get("finished", step >= self.num_steps))}
+
+    def train(self, folder: Optional[str | Path] = None, *, progress: bool = True) -> RunResult:
+        """:func:`train` with this run's arguments, checkpointed in ``folder`` (resumed, or returned at once
+        when finished there); ``folder=None`` keeps nothing."""
+        path = None
+        if folder is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            path = self.checkpoint(folder)
+        return train(self.method, self.key, self.num_steps, num_seeds=self.num_seeds, chunk_size=self.chunk_size,
+                     eval_every=self.eval_every, checkpoint=path, progress=progress)

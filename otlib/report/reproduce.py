@@ -45,7 +45,7 @@ from otlib.report.notebook import ENV_RUN_DIR, ENV_STORE_FIGURES, new_run_id
 from otlib.report.parameters import ParameterError
 
 __all__ = ["NotebookFile", "discover", "parameters_of", "resolve_parameters", "ParameterError", "strip_run_metadata",
-           "parse_overrides", "main", "KERNEL", "KERNELSPEC"]
+           "parse_overrides", "data_dir_env", "main", "KERNEL", "KERNELSPEC"]
 
 KERNEL = "python3"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": KERNEL}
@@ -310,7 +310,7 @@ def failing_cell(executed: Path) -> Optional[str]:
 
 # --- one run ------------------------------------------------------------------------------------------------------
 
-def _data_dir_env() -> tuple[dict[str, str], str]:
+def data_dir_env() -> tuple[dict[str, str], str]:
     """``OTLIB_DATA_DIR`` for the kernels, and a line saying where the benchmark files come from.
 
     An explicit ``$OTLIB_DATA_DIR`` wins; else a ``../shared/w2bench/Mix3toMix10`` copy beside the checkout
@@ -501,7 +501,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     clean_stale_temp()
     _exit_cleanly_on_signals()
-    data_env, data_line = _data_dir_env()
+    data_env, data_line = data_dir_env()
     print(data_line, flush=True)
     timeout = args.timeout or DEFAULT_TIMEOUT_S[args.profile]
     rows = []
