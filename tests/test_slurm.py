@@ -198,3 +198,48 @@ def test_slurm_sweep_of_two_cells(slurm, w2bench_data, tmp_path, monkeypatch, ca
         assert all(v is not None and 0 < v < 100 for v in record["values"]), record["values"]
     logs = sorted((tmp_path / "jobs" / "logs").glob("*_log.err"))
     assert len(logs) == 2, logs
+
+
+@pytest.mark.slow
+def test_slurm_job_preempted_is_requeued_and_resumes(slurm, w2bench_data, tmp_path, monkeypatch):
+    """A running job gets Slurm's preemption signals (SIGTERM, then SIGUSR2, as ``scancel --signal`` sends them
+    and as submitit's own tests do): submitit checkpoints the call and asks Slurm to requeue the job, which
+    runs again under the same job id and resumes from the driver's checkpoint. It ends with the values of
+    the same cell run without interruption, in one attempt (a requeue is not a retry)."""
+    import dataclasses
+    import json
+
+    from otlib.bench import sweep
+    from otlib.report.reproduce import discover, parameters_of, parse_overrides, resolve_parameters
+
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    notebook = discover()["w2_benchmark_hd"]
+    overrides = ["dims=[2]", "rows=['ENOT']", "enot_seeds=2", "enot_hidden=[32, 32]", "batch_size=128",
+                 "n_eval=1024", "peer=false"]
+    params = {**parameters_of(notebook), **resolve_parameters(notebook, "quick", parse_overrides(overrides))}
+    budget = dataclasses.replace(sweep.hd_budget(params), enot_steps=3000, chunk_size=100)
+    whole, preempted = (sweep.hd_cells(params, tmp_path / name / "cells", budget=budget)[0]
+                        for name in ("whole", "preempted"))
+    options = dict(executor="slurm", partition="otlib", gpus_per_job=0, cpus_per_job=1, time_min=15,
+                   log=lambda m: None)
+    start = time.perf_counter()
+    sweep.submit([whole, preempted], **options)
+    end = time.monotonic() + 600
+    while not preempted.checkpoint.exists():
+        assert time.monotonic() < end, "the job wrote no checkpoint in 10 minutes"
+        time.sleep(0.2)
+    job_id = json.loads(sweep._status_path(preempted).read_text())["job_id"]
+    for sig in ("SIGTERM", "USR2"):
+        subprocess.run(["scancel", job_id, "--signal", sig], check=True, capture_output=True, timeout=60)
+    final = sweep.wait([whole, preempted], poll_s=2, timeout_s=900, progress=False, **options)
+    wall = time.perf_counter() - start
+    assert [s["state"] for s in final] == ["done", "done"], sweep.format_statuses(final)
+    assert [s["attempts"] for s in final] == [1, 1]
+    err = Path(final[1]["log"]).read_text()
+    out = Path(final[1]["log"]).with_suffix(".out").read_text()
+    assert "Caught signal SIGUSR2" in err and "preempted" in err, err[-2000:]
+    assert out.count(f"cell ENOT, D=2, job {job_id}") == 2 and "resuming from its checkpoint" in out, out[-2000:]
+    a, b = sweep.cells_of([whole, preempted])
+    assert a["values"] == b["values"], (a["values"], b["values"])  # the resumed run is the uninterrupted one
+    print(f"\n--- Slurm preemption: job {job_id} requeued and resumed; {wall:.0f} s for both cells")
