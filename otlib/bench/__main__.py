@@ -1,4 +1,4 @@
-"""Entry point: ``python -m otlib.bench {w2ot,enot,record,paper,accuracy} [options]`` (``--help`` for each)."""
+"""Entry point: ``python -m otlib.bench {w2ot,enot,record,paper,accuracy,keep-run} [options]`` (``--help`` for each)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 COMMANDS = {"w2ot": ("otlib.bench.w2ot", "main"), "enot": ("otlib.bench.enot", "main"),
             "record": ("otlib.bench.paper", "main_record"), "paper": ("otlib.bench.paper", "main_paper"),
-            "accuracy": ("otlib.bench.paper", "main_accuracy")}
+            "accuracy": ("otlib.bench.paper", "main_accuracy"), "keep-run": ("otlib.bench.full_runs", "main")}
 
 
 def main(argv: list[str] | None = None) -> int:

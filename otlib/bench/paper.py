@@ -108,7 +108,7 @@ def _jsonable(value: Any) -> Any:
 _FLAT_LIST = re.compile(r"\[\s+([^\[\]{}]*?)\s+\]")
 
 
-def _dumps(record: dict[str, Any]) -> str:
+def record_json(record: dict[str, Any]) -> str:
     """Indented JSON with every list of numbers or strings on one line."""
     text = json.dumps(_jsonable(record), indent=1)
     return _FLAT_LIST.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
@@ -118,7 +118,7 @@ def _floats(values: Any) -> list[Optional[float]]:
     return [None if not math.isfinite(float(v)) else round(float(v), 6) for v in np.ravel(np.asarray(values))]
 
 
-def _now() -> str:
+def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
@@ -237,14 +237,14 @@ class _Recorder:
         start = checkpoint_step if resume else 0
         here = provenance()
         runs = old["provenance"]["runs"] if resume else []
-        runs.append({"started": _now(), "from_step": start, **{k: here[k] for k in ("commit", "otlib_modified")}})
+        runs.append({"started": utc_now(), "from_step": start, **{k: here[k] for k in ("commit", "otlib_modified")}})
         record: dict[str, Any] = {
             "name": name, **fields, "config": config, "max_wall_s": max_wall_s, "status": "running",
             "stop_reason": None, "steps": start, "wall_s": float(old["wall_s"]) if resume else 0.0,
             "cpu_s": float(old.get("cpu_s") or 0.0) if resume else 0.0,
             "final": old.get("final") if resume else None,
             "history": [h for h in old["history"] if h["step"] <= start] if resume else [],
-            "provenance": {**here, "started": old["provenance"]["started"] if resume else _now(), "updated": _now(),
+            "provenance": {**here, "started": old["provenance"]["started"] if resume else utc_now(), "updated": utc_now(),
                            "runs": runs, "checkpoint": str(ckpt.relative_to(ROOT)) if ckpt.is_relative_to(ROOT)
                            else str(ckpt)},
         }
@@ -253,9 +253,9 @@ class _Recorder:
         return recorder, record
 
     def write(self) -> None:
-        self.record["provenance"]["updated"] = _now()
+        self.record["provenance"]["updated"] = utc_now()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.path, _dumps(self.record))
+        atomic_write_text(self.path, record_json(self.record))
 
     def clocks(self) -> tuple[float, float]:
         return self.offset + time.perf_counter() - self.t0, self.cpu_offset + time.process_time() - self.c0
@@ -291,7 +291,7 @@ class _Recorder:
     def close(self, status: str, reason: str) -> dict[str, Any]:
         rec = self.record
         rec["status"], rec["stop_reason"] = status, reason
-        rec["provenance"]["runs"][-1].update(ended=_now(), to_step=rec["steps"])
+        rec["provenance"]["runs"][-1].update(ended=utc_now(), to_step=rec["steps"])
         self.write()
         self.log(f"{rec['name']}: {status} ({reason}) at step {rec['steps']}, {rec['wall_s']:.0f} s")
         return rec
