@@ -101,6 +101,8 @@ def test_the_time_to_accuracy_figure_draws_a_curve_and_the_published_line(runs):
     assert len(ax.lines) == 4 and ax.get_xscale() == ax.get_yscale() == "log"
     flat = [tuple(line.get_ydata()) for line in ax.lines if len(set(line.get_ydata())) == 1]
     assert flat == [(0.02, 0.02)] * 2
+    (legend,) = fig.legends  # one legend under the panels, covering no curve
+    assert [t.get_text() for t in legend.get_texts()][-1].startswith("published value")
     plt.close(fig)
     fig = paper.plot_time_to_accuracy(paper.load_records(runs["folder"] / "records"), clock="cpu_s")
     assert fig.axes[0].get_xlabel().startswith("CPU seconds") and len(fig.axes[0].lines) == 4

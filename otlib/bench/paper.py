@@ -490,44 +490,66 @@ def paper_table(records: Sequence[dict[str, Any]]):
     return pd.DataFrame(rows, columns=columns).set_index(["row", "D"])
 
 
+def _plain_log_labels(axis) -> None:
+    """Label a log axis with plain numbers (0.1, 1, 300), and at 2 and 5 times each power of ten as well when it
+    spans less than about a decade and a half (where the powers alone would leave one label or none)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = sorted(axis.get_view_interval())
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(plain)
+    if lo > 0 and math.log10(hi / lo) < 1.5:
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        axis.set_minor_formatter(plain)
+    else:
+        axis.set_minor_formatter(NullFormatter())
+
+
 def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[Sequence[int]] = None,
-                          clock: str = "wall_s"):
-    """One panel per D: mean L2-UVP (%) over seeds against wall-clock seconds (log-log), a line per row,
-    its published value as a dashed horizontal line of the same colour. Returns the figure.
+                          clock: str = "wall_s", title: Optional[str] = None):
+    """One panel per D: mean L2-UVP (%) over seeds against wall-clock seconds (log-log), a line per record
+    (records of one row at one D told apart by their budget), its published value as a dashed horizontal line
+    of the row's colour; one legend under the panels, so that none covers a curve. Returns the figure.
 
     ``clock="cpu_s"`` puts the process's CPU seconds (all its threads) on the x axis instead: the cost of a
     run whose wall time other jobs on the same cores stretched."""
     if clock not in ("wall_s", "cpu_s"):
         raise ValueError(f"clock must be 'wall_s' or 'cpu_s', got {clock!r}")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     dims = sorted({r["dim"] for r in records} if dims is None else set(dims))
     rows = sorted({r["row"] for r in records})
     colors = {row: f"C{i % 10}" for i, row in enumerate(rows)}
-    fig, axes = plt.subplots(1, max(len(dims), 1), figsize=(3.6 * max(len(dims), 1), 3.2), squeeze=False)
-    from matplotlib.ticker import NullFormatter
-
+    fig, axes = plt.subplots(1, max(len(dims), 1), figsize=(3.4 * max(len(dims), 1), 3.9), squeeze=False,
+                             layout="constrained")
+    # A row recorded with several schedules: one line style per schedule length, the same in every panel.
+    schedules = {row: sorted({r["config"]["max_steps"] for r in records if r["row"] == row}) for row in rows}
+    handles: dict[str, Any] = {}
     for ax, dim in zip(axes[0], dims):
-        here = [r for r in records if r["dim"] == dim]
-        for r in here:
+        for r in (r for r in records if r["dim"] == dim):
             hist = [(h.get(clock) or 0.0, _mean(h["l2_uvp"])) for h in r["history"]]
             hist = [(t, v) for t, v in hist if t > 0 and math.isfinite(v) and v > 0]
-            twins = [q for q in here if q["row"] == r["row"]]  # records of one row at one D: tell them by budget
-            label = r["row"] if len(twins) == 1 else f"{r['row']}, {r['config']['max_steps']} steps"
-            style = ["-", ":", "-.", "--"][twins.index(r) % 4]
+            steps = schedules[r["row"]]
+            label = r["row"] if len(steps) == 1 else f"{r['row']}, {r['config']['max_steps']:,}-step schedule"
+            style = ["-", ":", "-.", "--"][steps.index(r["config"]["max_steps"]) % 4]
             if hist:
-                ax.plot(*zip(*hist), marker="o", ms=3, color=colors[r["row"]], ls=style, label=label)
+                (line,) = ax.plot(*zip(*hist), marker="o", ms=2.5, lw=1.2, color=colors[r["row"]], ls=style)
+                handles.setdefault(label, line)
             if r.get("published"):
-                ax.axhline(r["published"], color=colors[r["row"]], ls="--", lw=1)
+                ax.axhline(r["published"], color=colors[r["row"]], ls="--", lw=0.9)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.legend(fontsize=6)
-        ax.set_title(f"D = {dim}")
+        _plain_log_labels(ax.xaxis)
+        _plain_log_labels(ax.yaxis)
+        ax.set_title(f"D = {dim}", fontsize=10)
         ax.set_xlabel("wall-clock seconds" if clock == "wall_s" else "CPU seconds (all threads)")
-    axes[0][0].set_ylabel("forward L2-UVP (%); dashed: published")
-    fig.tight_layout()
+    axes[0][0].set_ylabel("forward L2-UVP (%), mean over seeds")
+    handles["published value (the row's colour)"] = Line2D([], [], color="0.3", ls="--", lw=0.9)
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=min(3, len(handles)),
+               fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
