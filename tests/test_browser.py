@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from otlib.core.paths import ROOT, notebooks_dir, results_dir, shared_dir
+from otlib.core.paths import notebooks_dir, results_dir, shared_dir
 
 SCREENSHOTS = results_dir("browser")
 START_TIMEOUT_S = 120

@@ -19,7 +19,6 @@ from otlib.enot2024.enot import (
     enot_grid,
     inverse,
     transport,
-    transport_map,
     w2_estimate,
 )
 from otlib.core.train import train

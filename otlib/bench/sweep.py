@@ -257,11 +257,11 @@ def jobs_dir(folder: Path) -> Path:
     return Path(folder).parent / "jobs"
 
 
-def _status_path(spec: CellSpec) -> Path:
+def _status_path(spec: CellSpec | RunSpec) -> Path:
     return jobs_dir(Path(spec.folder)) / "status" / f"{spec.key.split('.')[0]}.json"
 
 
-def _write_status(spec: CellSpec, **fields: Any) -> None:
+def _write_status(spec: CellSpec | RunSpec, **fields: Any) -> None:
     path = _status_path(spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps({"cell": spec.name, "time": time.time(), **fields}, indent=1) + "\n")

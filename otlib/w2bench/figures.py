@@ -3,7 +3,7 @@ ours next to the published values, and training curves (loss and L2-UVP against 
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import matplotlib.ticker
 import numpy as np
