@@ -169,3 +169,29 @@ def test_expectile_regression_is_accurate_on_an_ill_conditioned_design():
             root = np.sqrt(np.where(target - design @ coef > 0, tau, 1 - tau))
             coef = np.linalg.lstsq(root[:, None] * design, root * target, rcond=None)[0]
         np.testing.assert_allclose(features @ fit_expectile_regression(features, y, tau), design @ coef, atol=1e-3)
+
+
+def test_from_ott_trains_ott_s_problem_in_our_half_scale():
+    """OTT's λ on ‖x − y‖² is ENOTConfig.from_ott's 2λ on ½‖x − y‖²: with the potential halved (the same map),
+    our loss is half of the loss in OTT's scale, value and gradients, so both train the same networks."""
+    from otlib.enot2024.enot import ENOTConfig
+    from otlib.ot.costs import PNormP
+
+    lam_ott = 0.7
+    lam = ENOTConfig.from_ott(lam=lam_ott, tau=0.95).lam
+    assert lam == pytest.approx(2 * lam_ott) and ENOTConfig.from_ott(cost=PNormP(1.5), lam=lam_ott).lam == lam_ott
+
+    _, _, pf, pg, x, y = _setup()
+    net = lambda p, z: NET.apply({"params": p}, z)
+    transport = lambda p, x: x - 0.5 * jax.grad(lambda z: jnp.sum(net(p, z)))(x)   # OTT's x − ½∇f = x − ∇(f/2)
+    ott_scale = lambda a, b: enot_loss(transport, net, lambda u, v: 2 * COST(u, v), a, b, x, y, tau=0.95,
+                                       lam=lam_ott).total
+    half = lambda a, b: enot_loss(transport, lambda p, z: 0.5 * net(p, z), COST, a, b, x, y, tau=0.95, lam=lam).total
+    v_ott, g_ott = jax.value_and_grad(ott_scale, argnums=(0, 1))(pf, pg)
+    v_half, g_half = jax.value_and_grad(half, argnums=(0, 1))(pf, pg)
+    np.testing.assert_allclose(v_ott, 2 * v_half, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, 2 * b, rtol=1e-4, atol=1e-6), g_ott, g_half)
+    # With λ left unconverted the two losses differ: the conversion is needed.
+    wrong = lambda a, b: enot_loss(transport, lambda p, z: 0.5 * net(p, z), COST, a, b, x, y, tau=0.95,
+                                   lam=lam_ott).total
+    assert abs(float(v_ott) - 2 * float(wrong(pf, pg))) > 1e-3 * abs(float(v_ott))

@@ -56,7 +56,8 @@ class ENOTConfig:
       parameterisation: ``"distance"`` | ``"correlation"`` | ``"map"`` (see the module docstring).
       hidden, act: hidden widths and activation of every MLP.
       tau: the expectile of L_tau (Eq. 13); the paper suggests [0.9, 1).
-      lam: the regulariser's weight λ (OTT's ``expectile_loss_coef``).
+      lam: the regulariser's weight λ, in this module's cost scale: OTT's ``expectile_loss_coef`` λ on its
+        ‖x − y‖² is 2λ here for the squared Euclidean cost (:meth:`from_ott` converts it).
       learning_rate, b1, b2: Adam's (peak) step size and moment decays, the same for both networks.
       schedule: ``"constant"`` or ``"cosine"`` (decay over ``num_steps`` to ``final_lr_fraction`` × peak).
       batch_size: samples of each measure per step.
@@ -68,7 +69,7 @@ class ENOTConfig:
     hidden: tuple[int, ...] = (128, 128, 128, 128)  # OTT default MLP; paper HD [512]*3
     act: str = "elu"                          # OTT default
     tau: float = 0.99                         # OTT default; paper HD 0.9
-    lam: float = 1.0                          # OTT default; paper HD 0.3
+    lam: float = 1.0                          # OTT default's value (OTT's scale: from_ott); paper HD 0.3
     learning_rate: float = 3e-4               # OTT default; authors' scripts: cosine from 5e-4
     b1: float = 0.9                           # OTT default
     b2: float = 0.9                           # OTT default; authors' scripts 0.99, OTT tutorial 0.999
@@ -92,6 +93,19 @@ class ENOTConfig:
         if self.lam < 0 or self.batch_size < 1 or self.num_steps < 1:
             raise ValueError(f"need lam >= 0, batch_size >= 1, num_steps >= 1; got {self.lam}, "
                              f"{self.batch_size}, {self.num_steps}")
+
+    @classmethod
+    def from_ott(cls, *, lam: float = 1.0, **fields: Any) -> "ENOTConfig":
+        """The configuration that trains what OTT-JAX's ``ExpectileNeuralDual`` trains with expectile weight
+        ``lam`` (its ``expectile_loss_coef``) on its cost of the same name.
+
+        OTT's cost is s = ``cost.ott_scale`` times ours (s = 2 for ``SqEuclidean``), and so are its
+        potentials; the dual and amortization terms (Eq. 16-17) are linear in them and the regulariser
+        (Eq. 15) quadratic, so OTT's loss is s·(dual + amortization + s·λ·R) in our scale: our λ is s·λ_OTT.
+        τ, the step sizes and the networks carry over unchanged (Adam does not see the loss's scale).
+        """
+        cost = fields.get("cost", cls.cost)
+        return cls(lam=cost.ott_scale * lam, **fields)
 
     @property
     def scheduled_steps(self) -> int | None:

@@ -48,6 +48,9 @@ class Cost:
     bidirectional: ClassVar[bool] = False
     """Whether a potential's gradient gives the map (a TI cost with a Legendre transform)."""
 
+    ott_scale: ClassVar[float] = 1.0
+    """OTT-JAX's cost of the same name is ``ott_scale`` times this one (2 for the squared Euclidean cost)."""
+
     def c(self, x: jax.Array, y: jax.Array) -> jax.Array:
         """c(x, y) row by row: ``(..., d), (..., d) -> (...)``."""
         raise NotImplementedError
@@ -60,8 +63,8 @@ class Cost:
         return y
 
     def to_ott(self, value: jax.Array | float) -> jax.Array | float:
-        """A transport cost in this module's convention, expressed in OTT-JAX's (same by default)."""
-        return value
+        """A transport cost in this module's convention, expressed in OTT-JAX's: ``ott_scale * value``."""
+        return self.ott_scale * value if self.ott_scale != 1.0 else value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +107,8 @@ class TICost(Cost):
 class SqEuclidean(TICost):
     """c(x, y) = ½‖x − y‖²: h = h* = ½‖·‖², T(x) = x − ∇f(x); distances are ½W₂² (see module doc)."""
 
+    ott_scale: ClassVar[float] = 2.0  # OTT-JAX's SqEuclidean is ‖x − y‖²
+
     def h(self, z: jax.Array) -> jax.Array:
         return 0.5 * jnp.sum(z * z, axis=-1)
 
@@ -112,10 +117,6 @@ class SqEuclidean(TICost):
 
     def grad_h_legendre(self, z: jax.Array) -> jax.Array:
         return z
-
-    def to_ott(self, value: jax.Array | float) -> jax.Array | float:
-        """½W₂² here is W₂² with OTT's ‖x − y‖²: multiply by 2."""
-        return 2.0 * value
 
 
 @dataclasses.dataclass(frozen=True)
