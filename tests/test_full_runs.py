@@ -38,13 +38,16 @@ def test_a_full_run_is_kept_and_read_back(places):
     run = _fake_run(places / "results" / "full" / "nb" / "20261207-070000-abcd")
     path = full_runs.keep_run("nb", run)
     record = json.loads(path.read_text())
-    assert path.name == "nb_full.json" and record["wall_s"] == 3600.2 and record["parameters"]["steps"] == 90001
+    assert path == places / "records" / "full" / "nb.json" and record["wall_s"] == 3600.2 and record["parameters"]["steps"] == 90001
     assert record["provenance"]["cores"] >= 1 and record["provenance"]["jax"]
     assert sorted(p.name for p in (places / "figures" / "full" / "nb").iterdir()) == ["map.pdf", "map.png"]
     assert (places / "figures" / "full" / "nb" / "map.png").read_bytes() == b"\x89PNG fake"
     table = full_runs.load_full_run("nb")["tables"]["distances"]
     assert table.loc["square", "ours"] == 21.15 and pd.isna(table.loc["moon", "published"])
     assert full_runs.load_full_run("other") is None
+    # The HD table's records, in the folder above, never include a notebook's record.
+    from otlib.bench import paper
+    assert paper.load_records(places / "records") == []
 
 
 @pytest.mark.parametrize("kind", ["quick", "exception", "error cell"])
@@ -53,7 +56,7 @@ def test_a_failed_or_quick_run_is_refused(places, kind):
                     exception=True if kind == "exception" else None, error=kind == "error cell")
     with pytest.raises(full_runs.RunNotUsable, match="quick" if kind == "quick" else "did not finish cleanly"):
         full_runs.keep_run("nb", run)
-    assert not (places / "records" / "nb_full.json").exists()
+    assert not (places / "records" / "full" / "nb.json").exists()
 
 
 def test_no_run_says_how_to_make_one(places, capsys, monkeypatch):

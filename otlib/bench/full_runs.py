@@ -4,7 +4,7 @@
 (by default its newest one under ``results/full/<notebook>/``; it refuses a run whose notebook raised) and
 keeps:
 
-* ``records/<notebook>_full.json``: the parameters it ran with, every table it saved (from its CSV files),
+* ``records/full/<notebook>.json``: the parameters it ran with, every table it saved (from its CSV files),
   its wall time from Papermill, the run folder's name, and the provenance (commit, CPU model and cores,
   JAX/Flax/Optax versions, date);
 * its figures, copied to ``figures/full/<notebook>/`` (tracked; nothing else writes there).
@@ -28,7 +28,7 @@ from otlib.bench.paper import provenance, record_json, records_dir, utc_now
 from otlib.core.files import atomic_write_text
 from otlib.core.paths import ROOT, figures_dir, results_dir
 
-__all__ = ["keep_run", "load_full_run", "newest_run", "RunNotUsable", "main"]
+__all__ = ["keep_run", "load_full_run", "newest_run", "record_path", "RunNotUsable", "main"]
 
 
 class RunNotUsable(ValueError):
@@ -58,13 +58,19 @@ def _executed(run: Path, notebook: str) -> dict[str, Any]:
     return meta
 
 
+def record_path(notebook: str) -> Path:
+    """``records/full/<notebook>.json``: a folder of its own, so that the HD cell records in ``records/``
+    (:func:`otlib.bench.paper.load_records`) never meet a notebook's record."""
+    return records_dir() / "full" / f"{notebook}.json"
+
+
 def _relative(path: Path) -> str:
     path = Path(path).resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def keep_run(notebook: str, run: Optional[Path] = None) -> Path:
-    """Keep ``run`` (default: the newest) of ``notebook`` as ``records/<notebook>_full.json`` and its figures
+    """Keep ``run`` (default: the newest) of ``notebook`` as ``records/full/<notebook>.json`` and its figures
     under ``figures/full/<notebook>/``; return the record's path."""
     run = Path(run) if run is not None else newest_run(notebook)
     meta = _executed(run, notebook)
@@ -89,7 +95,8 @@ def keep_run(notebook: str, run: Optional[Path] = None) -> Path:
               "started": meta.get("start_time"), "finished": meta.get("end_time"),
               "wall_s": round(float(meta.get("duration") or 0.0), 1), "tables": tables, "figures": kept,
               "provenance": {**provenance(), "kept": utc_now()}}
-    path = records_dir() / f"{notebook}_full.json"
+    path = record_path(notebook)
+    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, record_json(record))
     return path
 
@@ -97,7 +104,7 @@ def keep_run(notebook: str, run: Optional[Path] = None) -> Path:
 def load_full_run(notebook: str) -> Optional[dict[str, Any]]:
     """The kept full-profile run of ``notebook`` (``None`` when none is committed); ``record["tables"]`` as
     DataFrames."""
-    path = records_dir() / f"{notebook}_full.json"
+    path = record_path(notebook)
     if not path.exists():
         return None
     record = json.loads(path.read_text())
