@@ -490,21 +490,6 @@ def paper_table(records: Sequence[dict[str, Any]]):
     return pd.DataFrame(rows, columns=columns).set_index(["row", "D"])
 
 
-def _plain_log_labels(axis) -> None:
-    """Label a log axis with plain numbers (0.1, 1, 300), and at 2 and 5 times each power of ten as well when it
-    spans less than about a decade and a half (where the powers alone would leave one label or none)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    lo, hi = sorted(axis.get_view_interval())
-    plain = FuncFormatter(lambda v, _: f"{v:g}")
-    axis.set_major_formatter(plain)
-    if lo > 0 and math.log10(hi / lo) < 1.5:
-        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-        axis.set_minor_formatter(plain)
-    else:
-        axis.set_minor_formatter(NullFormatter())
-
-
 def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[Sequence[int]] = None,
                           clock: str = "wall_s", title: Optional[str] = None):
     """One panel per D: mean L2-UVP (%) over seeds against wall-clock seconds (log-log), a line per record
@@ -517,6 +502,8 @@ def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[S
         raise ValueError(f"clock must be 'wall_s' or 'cpu_s', got {clock!r}")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+
+    from otlib.w2bench.figures import plain_log_axis
 
     dims = sorted({r["dim"] for r in records} if dims is None else set(dims))
     rows = sorted({r["row"] for r in records})
@@ -540,8 +527,8 @@ def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[S
                 ax.axhline(r["published"], color=colors[r["row"]], ls="--", lw=0.9)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        _plain_log_labels(ax.xaxis)
-        _plain_log_labels(ax.yaxis)
+        plain_log_axis(ax.xaxis)
+        plain_log_axis(ax.yaxis)
         ax.set_title(f"D = {dim}", fontsize=10)
         ax.set_xlabel("wall-clock seconds" if clock == "wall_s" else "CPU seconds (all threads)")
     axes[0][0].set_ylabel("forward L2-UVP (%), mean over seeds")

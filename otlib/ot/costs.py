@@ -64,7 +64,7 @@ class Cost:
 
     def to_ott(self, value: jax.Array | float) -> jax.Array | float:
         """A transport cost in this module's convention, expressed in OTT-JAX's: ``ott_scale * value``."""
-        return self.ott_scale * value if self.ott_scale != 1.0 else value
+        return self.ott_scale * value
 
 
 @dataclasses.dataclass(frozen=True)

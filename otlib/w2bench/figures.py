@@ -8,15 +8,15 @@ from typing import Optional
 import matplotlib.ticker
 import numpy as np
 
-__all__ = ["uvp_against_dim", "training_curve", "DIVERGED_UVP"]
+__all__ = ["uvp_against_dim", "training_curve", "plain_log_axis", "DIVERGED_UVP"]
 
 DIVERGED_UVP = 100.0
 """A mean forward L2-UVP (%) above this is reported as diverged (">100", Amos 2023's rule): the map is then
 no better than a random guess of the scale of the identity's error."""
 
 
-def _plain_log_axis(axis) -> None:
-    # plain numbers (20, not 2x10^1); minor ticks labelled only when the axis spans few decades
+def plain_log_axis(axis) -> None:
+    """Plain numbers on a log axis (20, not 2x10^1); minor ticks labelled only when it spans few decades."""
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     axis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
 
@@ -62,7 +62,7 @@ def uvp_against_dim(ax, dims, mean, std=None, *, label: str, published: Optional
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xticks(list(dims), [str(d) for d in dims])
-    _plain_log_axis(ax.yaxis)
+    plain_log_axis(ax.yaxis)
     ax.set_xlabel("dimension D")
     ax.set_ylabel("forward L2-UVP (%)")
     return flagged
@@ -85,5 +85,5 @@ def training_curve(ax, steps, values, *, label: str, color=None, log: bool = Fal
         ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
     if log:
         ax.set_yscale("log")
-        _plain_log_axis(ax.yaxis)
+        plain_log_axis(ax.yaxis)
     ax.set_xlabel("training step")
