@@ -90,6 +90,28 @@ def test_the_paper_table_reads_the_records(runs, capsys):
     assert whole["ratio"] == pytest.approx(mean / 0.02, rel=1e-3) and whole["steps"] == 400
 
 
+def test_the_markdown_table_has_one_line_per_record_with_how_it_ended(runs, capsys):
+    assert paper.main_paper(["--folder", str(runs["folder"] / "records"), "--markdown"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 + 2 and lines[0].startswith("| row | D | budget")
+    whole = next(line for line in lines if "`whole`" in line)
+    cells = [c.strip() for c in whole.strip("|").split("|")]
+    mean = sum(runs["whole"]["final"]["l2_uvp"]) / 2
+    assert cells[:5] == ["ENOT", "2", "0.4k", "0.4k (budget)", "2"]
+    assert float(cells[6].split(" ± ")[0]) == pytest.approx(mean, abs=1e-3) and cells[7] == "0.02"
+
+
+def test_the_readme_table_is_the_committed_records():
+    """The README's table of long runs is ``python -m otlib.bench paper --markdown`` of records/: regenerate
+    it there when a record is added or finishes."""
+    readme = (paper.ROOT / "README.md").read_text()
+    begin, end = "<!-- records: python -m otlib.bench paper --markdown -->\n", "<!-- end of records -->"
+    assert begin in readme and end in readme, "the README lost its records table markers"
+    table = readme.split(begin, 1)[1].split(end, 1)[0]
+    assert table == paper.markdown_table(paper.load_records()), (
+        "README.md's records table differs from records/*.json: paste `python -m otlib.bench paper --markdown`")
+
+
 def test_the_time_to_accuracy_figure_draws_a_curve_and_the_published_line(runs):
     import matplotlib
 

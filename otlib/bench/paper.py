@@ -18,7 +18,8 @@ Three commands (``python -m otlib.bench <command> --help``):
   ``--row "ENOT (OTT-JAX 0.6.0)"`` records the peer, OTT-JAX's ``ExpectileNeuralDual`` with its defaults,
   the same way (its states saved with ``flax.serialization``).
 * ``paper``: reads every record and prints the table of recorded cells and one JSON line
-  ``{"cells": [{"row", "dim", "steps", "seeds", "wall_s", "l2_uvp", "published", "ratio"}, ...]}``.
+  ``{"cells": [{"row", "dim", "steps", "seeds", "wall_s", "l2_uvp", "published", "ratio"}, ...]}``; with
+  ``--markdown``, the README's table of them instead.
 * ``accuracy --dim D``: otlib's ENOT (:data:`otlib.bench.enot.RECOMMENDED`) and OTT-JAX's
   ``ExpectileNeuralDual`` (:class:`otlib.bench.enot.PeerENOT`) trained on the same pair, interleaved in
   stretches as race 1 of :mod:`otlib.bench.enot` is, each until it reaches the target L2-UVP (default
@@ -55,8 +56,8 @@ from otlib.core.paths import ROOT, results_dir, shared_dir
 from otlib.core.train import train
 
 __all__ = ["TARGET_FACTOR", "PEER_ROW", "RECORD_ROWS", "record_name", "published_value", "run_record", "load_records",
-           "paper_cells", "paper_table", "plot_time_to_accuracy", "accuracy_race", "main_record", "main_paper",
-           "main_accuracy"]
+           "paper_cells", "paper_table", "markdown_table", "plot_time_to_accuracy", "accuracy_race", "main_record",
+           "main_paper", "main_accuracy"]
 
 TARGET_FACTOR = 1.1
 """A record stops once its mean L2-UVP over seeds is at most this times the published value."""
@@ -429,10 +430,10 @@ def _run_peer(bench: Any, path: Path, ckpt: Path, fields: dict[str, Any], *, see
 # Reading the records.
 
 def load_records(folder: Optional[Path] = None) -> list[dict[str, Any]]:
-    """Every ``records/*.json`` record, sorted by row then D."""
+    """Every ``records/*.json`` record, sorted by row, D and budget."""
     folder = Path(folder or records_dir())
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    return sorted(records, key=lambda r: (r["row"], r["dim"], r["name"]))
+    return sorted(records, key=lambda r: (r["row"], r["dim"], _schedule(r), r["name"]))
 
 
 def paper_cells(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -471,6 +472,37 @@ def print_table(cells_: Sequence[dict[str, Any]]) -> None:
               + (f" ({c['stop_reason']})" if c["stop_reason"] else ""))
 
 
+def _schedule(record: dict[str, Any]) -> int:
+    """The budget a record was given (its cosine schedule's length): ``max_steps`` of its configuration."""
+    return int(record["config"]["max_steps"])
+
+
+_ENDINGS = (("target", "target"), ("wall-time cap", "wall cap"), ("all seeds diverged", "diverged"))
+
+
+def _ended(record: dict[str, Any]) -> str:
+    """How a record's run ended, in a word: target, budget, wall cap, diverged, or running."""
+    if record["status"] == "running":
+        return "running"
+    reason = str(record.get("stop_reason") or "")
+    return next((word for prefix, word in _ENDINGS if reason.startswith(prefix)), "budget")
+
+
+def markdown_table(records: Sequence[dict[str, Any]]) -> str:
+    """The recorded cells as the Markdown table the README shows (``python -m otlib.bench paper --markdown``
+    prints it; a test holds the README's copy to the records): row, D, the budget (the cosine schedule's
+    length), the step it ended at and why, seeds, wall time, ours (mean ± std over seeds), published, ratio,
+    and the record's name."""
+    lines = ["| row | D | budget (steps) | ended at | seeds | wall | ours L2-UVP (%) | published (%) | ratio | record |",
+             "|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+    for r, c in zip(records, paper_cells(records)):
+        ours = "-" if c["l2_uvp"] is None else f"{c['l2_uvp']:.3f}" + (f" ± {c['std']:.3f}" if c["seeds"] > 1 else "")
+        lines.append(f"| {c['row']} | {c['dim']} | {_schedule(r) / 1000:g}k | {c['steps'] / 1000:g}k ({_ended(r)}) "
+                     f"| {c['seeds']} | {c['wall_s'] / 60:.0f} min | {ours} | {_fmt(c['published'], 'g')} "
+                     f"| {_fmt(c['ratio'], '.2f')} | `{c['name']}` |")
+    return "\n".join(lines) + "\n"
+
+
 def paper_table(records: Sequence[dict[str, Any]]):
     """The recorded cells as a DataFrame: ours (mean ± std over seeds), published, ratio, steps of the
     budget, wall time, width, status and machine."""
@@ -488,6 +520,10 @@ def paper_table(records: Sequence[dict[str, Any]]):
     columns = ["row", "D", "ours L2-UVP (%)", "published (%)", "ratio", "steps", "seeds", "wall (min)", "CPU (min)",
                "width", "status", "machine"]
     return pd.DataFrame(rows, columns=columns).set_index(["row", "D"])
+
+
+#: Line styles of a row's schedules, shortest first; dashes ("--") are the published values'.
+_SCHEDULE_STYLES = ("-", ":", "-.", (0, (3, 1, 1, 1, 1, 1)))
 
 
 def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[Sequence[int]] = None,
@@ -519,7 +555,7 @@ def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[S
             hist = [(t, v) for t, v in hist if t > 0 and math.isfinite(v) and v > 0]
             steps = schedules[r["row"]]
             label = r["row"] if len(steps) == 1 else f"{r['row']}, {r['config']['max_steps']:,}-step schedule"
-            style = ["-", ":", "-.", "--"][steps.index(r["config"]["max_steps"]) % 4]
+            style = _SCHEDULE_STYLES[steps.index(r["config"]["max_steps"]) % len(_SCHEDULE_STYLES)]
             if hist:
                 (line,) = ax.plot(*zip(*hist), marker="o", ms=2.5, lw=1.2, color=colors[r["row"]], ls=style)
                 handles.setdefault(label, line)
@@ -661,7 +697,11 @@ def main_paper(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m otlib.bench paper",
                                      description="The table of every recorded cell, from records/*.json.")
     parser.add_argument("--folder", type=Path, default=None, help="records folder (default records/)")
+    parser.add_argument("--markdown", action="store_true", help="print the README's Markdown table instead")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown_table(load_records(args.folder)), end="")
+        return 0
     table = paper_cells(load_records(args.folder))
     print_table(table)
     keys = ("row", "dim", "steps", "seeds", "wall_s", "l2_uvp", "published", "ratio")
