@@ -107,3 +107,16 @@ def test_training_curve_averages_live_seeds():
     y = ax.lines[0].get_ydata()
     assert y[0] == 2.0 and y[1] == 2.0 and np.isnan(y[2]) and ax.get_xlabel() == "training step"
     plt.close(fig)
+
+
+def test_log_axes_label_minor_ticks_as_plain_numbers():
+    from otlib.w2bench.figures import plain_log_axis
+
+    fig, ax = plt.subplots()
+    ax.set_yscale("log")
+    ax.plot([1, 2], [0.25, 6.5])
+    plain_log_axis(ax.yaxis)
+    fig.canvas.draw()
+    minor = [t.get_text() for t in ax.yaxis.get_ticklabels(minor=True) if t.get_text()]
+    plt.close(fig)
+    assert "0.6" in minor and "3" in minor and not any("e" in label for label in minor), minor

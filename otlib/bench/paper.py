@@ -523,7 +523,7 @@ def paper_table(records: Sequence[dict[str, Any]]):
 
 
 #: Line styles of a row's schedules, shortest first; dashes ("--") are the published values'.
-_SCHEDULE_STYLES = ("-", ":", "-.", (0, (3, 1, 1, 1, 1, 1)))
+_SCHEDULE_STYLES = ("-", ":", "-.", (0, (6, 1.5, 1, 1.5, 1, 1.5)))
 
 
 def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[Sequence[int]] = None,

@@ -15,10 +15,18 @@ DIVERGED_UVP = 100.0
 no better than a random guess of the scale of the identity's error."""
 
 
+class _PlainMinorLogFormatter(matplotlib.ticker.LogFormatter):
+    """LogFormatter's choice of the minor ticks to label, written as plain numbers (0.6, not 6e-01)."""
+
+    def __call__(self, x, pos=None) -> str:
+        return f"{x:g}" if super().__call__(x, pos) else ""
+
+
 def plain_log_axis(axis) -> None:
-    """Plain numbers on a log axis (20, not 2x10^1); minor ticks labelled only when it spans few decades."""
+    """Plain numbers on a log axis (20, not 2x10^1; 0.6, not 6e-01); minor ticks labelled only when it spans
+    few decades."""
     axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
+    axis.set_minor_formatter(_PlainMinorLogFormatter(labelOnlyBase=False, minor_thresholds=(1.5, 0.6)))
 
 
 def uvp_against_dim(ax, dims, mean, std=None, *, label: str, published: Optional[dict] = None, color=None,
