@@ -459,13 +459,22 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _ours(cell: dict[str, Any], *, std_of_one_seed: bool = True) -> str:
+    """A cell's mean L2-UVP ± std over seeds (``-`` when none is finite); without the std for one seed unless
+    ``std_of_one_seed``."""
+    if cell["l2_uvp"] is None:
+        return "-"
+    show_std = std_of_one_seed or cell["seeds"] > 1
+    return f"{cell['l2_uvp']:.3f}" + (f" ± {cell['std'] or 0:.3f}" if show_std else "")
+
+
 def print_table(cells_: Sequence[dict[str, Any]]) -> None:
     """The recorded cells as a text table."""
     head = (f"{'row':<32} {'D':>4} {'steps':>8} {'seeds':>5} {'wall':>9} {'CPU':>9} {'ours (%)':>16} "
             f"{'published':>9} {'ratio':>6}  status")
     print(head)
     for c in cells_:
-        ours = "-" if c["l2_uvp"] is None else f"{c['l2_uvp']:.3f} ± {c['std'] or 0:.3f}"
+        ours = _ours(c)
         wall, cpu = f"{c['wall_s'] / 60:.1f} min", f"{c['cpu_s'] / 60:.1f} min"
         print(f"{c['row']:<32} {c['dim']:>4} {c['steps']:>8} {c['seeds']:>5} {wall:>9} {cpu:>9} {ours:>16} "
               f"{_fmt(c['published'], '.2f'):>9} {_fmt(c['ratio'], '.2f'):>6}  {c['status']}"
@@ -493,10 +502,11 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
     prints it; a test holds the README's copy to the records): row, D, the budget (the cosine schedule's
     length), the step it ended at and why, seeds, wall time, ours (mean ± std over seeds), published, ratio,
     and the record's name."""
-    lines = ["| row | D | budget (steps) | ended at | seeds | wall | ours L2-UVP (%) | published (%) | ratio | record |",
+    lines = ["| row | D | budget (steps) | ended at | seeds | wall | ours L2-UVP (%) | published (%) | ratio "
+             "| record |",
              "|---|---:|---:|---|---:|---:|---:|---:|---:|---|"]
     for r, c in zip(records, paper_cells(records)):
-        ours = "-" if c["l2_uvp"] is None else f"{c['l2_uvp']:.3f}" + (f" ± {c['std']:.3f}" if c["seeds"] > 1 else "")
+        ours = _ours(c, std_of_one_seed=False)
         lines.append(f"| {c['row']} | {c['dim']} | {_schedule(r) / 1000:g}k | {c['steps'] / 1000:g}k ({_ended(r)}) "
                      f"| {c['seeds']} | {c['wall_s'] / 60:.0f} min | {ours} | {_fmt(c['published'], 'g')} "
                      f"| {_fmt(c['ratio'], '.2f')} | `{c['name']}` |")
@@ -510,8 +520,7 @@ def paper_table(records: Sequence[dict[str, Any]]):
 
     rows = []
     for c in paper_cells(records):
-        ours = "-" if c["l2_uvp"] is None else f"{c['l2_uvp']:.3f} ± {c['std'] or 0:.3f}"
-        rows.append({"row": c["row"], "D": c["dim"], "ours L2-UVP (%)": ours, "published (%)": c["published"],
+        rows.append({"row": c["row"], "D": c["dim"], "ours L2-UVP (%)": _ours(c), "published (%)": c["published"],
                      "ratio": c["ratio"], "steps": c["steps"], "seeds": c["seeds"],
                      "wall (min)": round(c["wall_s"] / 60, 1), "CPU (min)": round(c["cpu_s"] / 60, 1),
                      "width": "x".join(map(str, c["width"] or [])) or "rule",
@@ -547,15 +556,15 @@ def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[S
     fig, axes = plt.subplots(1, max(len(dims), 1), figsize=(3.4 * max(len(dims), 1), 3.9), squeeze=False,
                              layout="constrained")
     # A row recorded with several schedules: one line style per schedule length, the same in every panel.
-    schedules = {row: sorted({r["config"]["max_steps"] for r in records if r["row"] == row}) for row in rows}
+    schedules = {row: sorted({_schedule(r) for r in records if r["row"] == row}) for row in rows}
     handles: dict[str, Any] = {}
     for ax, dim in zip(axes[0], dims):
         for r in (r for r in records if r["dim"] == dim):
             hist = [(h.get(clock) or 0.0, _mean(h["l2_uvp"])) for h in r["history"]]
             hist = [(t, v) for t, v in hist if t > 0 and math.isfinite(v) and v > 0]
             steps = schedules[r["row"]]
-            label = r["row"] if len(steps) == 1 else f"{r['row']}, {r['config']['max_steps']:,}-step schedule"
-            style = _SCHEDULE_STYLES[steps.index(r["config"]["max_steps"]) % len(_SCHEDULE_STYLES)]
+            label = r["row"] if len(steps) == 1 else f"{r['row']}, {_schedule(r):,}-step schedule"
+            style = _SCHEDULE_STYLES[steps.index(_schedule(r)) % len(_SCHEDULE_STYLES)]
             if hist:
                 (line,) = ax.plot(*zip(*hist), marker="o", ms=2.5, lw=1.2, color=colors[r["row"]], ls=style)
                 handles.setdefault(label, line)
