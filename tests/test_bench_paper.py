@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -160,6 +161,19 @@ def test_unknown_rows_and_misplaced_widths_are_refused():
         paper._build("W2OT NN: Cycle", None, steps=10, hidden=None, n_eval=16)
     with pytest.raises(ValueError, match="ENOT only"):
         paper._build(paper.RECORD_ROWS[1], None, steps=10, hidden=(8,), n_eval=16)
+    with pytest.raises(ValueError, match="--tau/--lam apply to otlib's ENOT only"):
+        paper._build(paper.RECORD_ROWS[1], None, steps=10, hidden=None, n_eval=16, tau=0.99, lam=1.0)
+    with pytest.raises(ValueError, match="ENOT only"):
+        paper.run_record(paper.PEER_ROW, 2, tau=0.99, folder=Path("/nonexistent"))
+
+
+def test_tau_and_lam_replace_the_papers_in_the_enot_record_config(w2bench_data):
+    from otlib.w2bench import hd
+
+    method = paper._build("ENOT", hd(2), steps=10, hidden=None, n_eval=16, tau=0.99, lam=1.0)
+    assert (method.config.tau, method.config.lam, method.config.hidden) == (0.99, 1.0, (512, 512, 512))
+    method = paper._build("ENOT", hd(2), steps=10, hidden=(8,), n_eval=16)
+    assert (method.config.tau, method.config.lam, method.config.hidden) == (0.9, 0.3, (8,))
 
 
 def test_published_values_follow_the_rows():

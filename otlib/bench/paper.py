@@ -160,16 +160,21 @@ def _use_shared_benchmark_files() -> None:
         os.environ["OTLIB_DATA_DIR"] = str(folder)
 
 
-def _build(row: str, bench: Any, *, steps: int, hidden: Optional[Sequence[int]], n_eval: int):
-    """The method of ``row`` at the papers' settings, its schedule spread over ``steps``."""
+def _build(row: str, bench: Any, *, steps: int, hidden: Optional[Sequence[int]], n_eval: int,
+           tau: Optional[float] = None, lam: Optional[float] = None):
+    """The method of ``row`` at the papers' settings, its schedule spread over ``steps``; ``hidden``, ``tau``
+    and ``lam`` replace ENOT's (:func:`otlib.enot2024.enot.paper_hd_config`) where given."""
     if row not in RECORD_ROWS:
         raise ValueError(f"unknown row {row!r}; choose from {list(RECORD_ROWS)}")
-    if hidden and not row.startswith("ENOT"):
-        raise ValueError("--hidden applies to ENOT only (W2OT's widths follow its rule [2b, 2b, b], b = max(D, 32))")
+    overrides = {k: v for k, v in (("hidden", tuple(hidden) if hidden else None), ("tau", tau), ("lam", lam))
+                 if v is not None}
+    if overrides and row != "ENOT":
+        raise ValueError(f"--{'/--'.join(overrides)} apply to otlib's ENOT only (W2OT's widths follow its rule "
+                         f"[2b, 2b, b], b = max(D, 32); the peer keeps OTT-JAX's defaults)")
     if row == "ENOT":
         from otlib.enot2024 import enot as enot_method
 
-        config = enot_method.paper_hd_config(num_steps=steps, **({"hidden": tuple(hidden)} if hidden else {}))
+        config = enot_method.paper_hd_config(num_steps=steps, **overrides)
         return enot_method.enot(config, bench.sample_source, bench.sample_target, dim=bench.dim,
                                 eval_fn=w2bench.evaluator(bench, enot_method.transport, enot_method.inverse, n=n_eval))
     from otlib.bench import hd_table
@@ -299,7 +304,8 @@ class _Recorder:
 
 
 def run_record(row: str, dim: int, *, seeds: int = 2, seed: int = 0, hidden: Optional[Sequence[int]] = None,
-               max_steps: Optional[int] = None, max_wall_s: float = 7200.0, eval_every: int = 2000,
+               tau: Optional[float] = None, lam: Optional[float] = None, max_steps: Optional[int] = None,
+               max_wall_s: float = 7200.0, eval_every: int = 2000,
                chunk_size: int = 1000, n_eval: int = 2 ** 14, name: Optional[str] = None,
                folder: Optional[Path] = None, checkpoint_folder: Optional[Path] = None,
                target_factor: float = TARGET_FACTOR, note: str = "", log=print) -> dict[str, Any]:
@@ -309,6 +315,8 @@ def run_record(row: str, dim: int, *, seeds: int = 2, seed: int = 0, hidden: Opt
     (one stopped at its wall-time cap goes on when ``max_wall_s`` is larger). :data:`PEER_ROW` trains
     OTT-JAX's ``ExpectileNeuralDual`` (:func:`_run_peer`).
     """
+    if row == PEER_ROW and (hidden or tau is not None or lam is not None):
+        raise ValueError("--hidden, --tau and --lam apply to otlib's ENOT only (the peer keeps OTT-JAX's defaults)")
     _use_shared_benchmark_files()
     family = "ENOT" if row.startswith("ENOT") else "W2OT"
     steps = int(max_steps or _PAPER_STEPS[family])
@@ -318,13 +326,11 @@ def run_record(row: str, dim: int, *, seeds: int = 2, seed: int = 0, hidden: Opt
     bench = w2bench.hd(dim)
     fields = {"row": row, "dim": dim, "published": published_value(row, dim), "note": note}
     if row == PEER_ROW:
-        if hidden:
-            raise ValueError("--hidden applies to otlib's ENOT only (the peer keeps OTT-JAX's defaults)")
         return _run_peer(bench, path, folder_ck / "peer.msgpack", fields, seeds=seeds, seed=seed, steps=steps,
                          max_wall_s=max_wall_s, eval_every=eval_every, n_eval=n_eval, target_factor=target_factor,
                          log=log)
     ckpt = folder_ck / "checkpoint.npz"
-    method = _build(row, bench, steps=steps, hidden=hidden, n_eval=n_eval)
+    method = _build(row, bench, steps=steps, hidden=hidden, n_eval=n_eval, tau=tau, lam=lam)
     config = {"row": row, "dim": dim, "seeds": seeds, "seed": seed, "max_steps": steps,
               "paper_steps": _PAPER_STEPS[family], "eval_every": eval_every,
               "n_eval": n_eval, "target_factor": target_factor, "method": _jsonable(method.config)}
@@ -687,6 +693,9 @@ def main_record(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the run's key: fold_in(key(seed), D)")
     parser.add_argument("--hidden", type=int, nargs="+", default=None,
                         help="ENOT's hidden widths (default the paper's 512 512 512, stated for D >= 64)")
+    parser.add_argument("--tau", type=float, default=None, help="ENOT's expectile τ (default the paper's 0.9)")
+    parser.add_argument("--lam", type=float, default=None,
+                        help="ENOT's regulariser weight λ (default the paper's 0.3)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="steps budget, and the cosine schedule's length (default the paper's: ENOT 200000, "
                              "W2OT 250000 after pretraining)")
@@ -695,8 +704,8 @@ def main_record(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--name", default=None, help="record name (default from row and D)")
     parser.add_argument("--note", default="", help="a sentence kept in the record (why this width, ...)")
     args = parser.parse_args(argv)
-    record = run_record(args.row, args.dim, seeds=args.seeds, seed=args.seed, hidden=args.hidden,
-                        max_steps=args.max_steps, max_wall_s=args.max_wall_s, eval_every=args.eval_every,
+    record = run_record(args.row, args.dim, seeds=args.seeds, seed=args.seed, hidden=args.hidden, tau=args.tau,
+                        lam=args.lam, max_steps=args.max_steps, max_wall_s=args.max_wall_s, eval_every=args.eval_every,
                         name=args.name, note=args.note)
     print(json.dumps({k: record[k] for k in ("name", "status", "stop_reason", "steps", "wall_s", "final")}))
     return 0
