@@ -121,17 +121,42 @@ def test_the_time_to_accuracy_figure_draws_a_curve_and_the_published_line(runs):
 
     fig = paper.plot_time_to_accuracy(paper.load_records(runs["folder"] / "records"))
     (ax,) = fig.axes
-    assert len(ax.lines) == 4 and ax.get_xscale() == ax.get_yscale() == "log"
+    assert len(ax.lines) == 3 and ax.get_xscale() == ax.get_yscale() == "log"  # two records, one published line
     flat = [tuple(line.get_ydata()) for line in ax.lines if len(set(line.get_ydata())) == 1]
-    assert flat == [(0.02, 0.02)] * 2
+    assert flat == [(0.02, 0.02)]
     (legend,) = fig.legends  # one legend under the panels, covering no curve
     assert [t.get_text() for t in legend.get_texts()][-1].startswith("published value")
     plt.close(fig)
     fig = paper.plot_time_to_accuracy(paper.load_records(runs["folder"] / "records"), clock="cpu_s")
-    assert fig.axes[0].get_xlabel().startswith("CPU seconds") and len(fig.axes[0].lines) == 4
+    assert fig.axes[0].get_xlabel().startswith("CPU seconds") and len(fig.axes[0].lines) == 3
     plt.close(fig)
     with pytest.raises(ValueError, match="clock"):
         paper.plot_time_to_accuracy([], clock="steps")
+
+
+def test_a_record_with_other_tau_and_lam_is_its_own_row_in_tables_and_figure(runs, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    whole = json.loads((runs["folder"] / "records" / "whole.json").read_text())
+    variant = json.loads(json.dumps(whole))
+    variant["name"] = "variant"
+    variant["config"]["method"].update(tau=0.99, lam=1.0)
+    for record in (whole, variant):
+        (tmp_path / f"{record['name']}.json").write_text(json.dumps(record))
+    records = paper.load_records(tmp_path)
+    assert [paper.row_label(r) for r in records] == ["ENOT", "ENOT (τ = 0.99, λ = 1)"]
+    assert [c["row"] for c in paper.paper_cells(records)] == ["ENOT", "ENOT (τ = 0.99, λ = 1)"]
+    assert "| ENOT (τ = 0.99, λ = 1) | 2 |" in paper.markdown_table(records)
+    fig = paper.plot_time_to_accuracy(records)
+    curves = [line for line in fig.axes[0].lines if len(set(line.get_ydata())) > 1]
+    flat = [line for line in fig.axes[0].lines if len(set(line.get_ydata())) == 1]
+    assert len({line.get_color() for line in curves}) == 2 and len(flat) == 1  # one published line per row
+    assert "ENOT (τ = 0.99, λ = 1)" in [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
+    assert paper.row_label({"row": paper.PEER_ROW, "config": {"method": {"tau": 0.99}}}) == paper.PEER_ROW
 
 
 def test_the_notebook_table_has_one_row_per_record(runs):

@@ -56,8 +56,8 @@ from otlib.core.paths import ROOT, results_dir, shared_dir
 from otlib.core.train import train
 
 __all__ = ["TARGET_FACTOR", "PEER_ROW", "RECORD_ROWS", "record_name", "published_value", "run_record", "load_records",
-           "paper_cells", "paper_table", "markdown_table", "plot_time_to_accuracy", "accuracy_race", "main_record",
-           "main_paper", "main_accuracy"]
+           "row_label", "paper_cells", "paper_table", "markdown_table", "plot_time_to_accuracy", "accuracy_race",
+           "main_record", "main_paper", "main_accuracy"]
 
 TARGET_FACTOR = 1.1
 """A record stops once its mean L2-UVP over seeds is at most this times the published value."""
@@ -435,15 +435,30 @@ def _run_peer(bench: Any, path: Path, ckpt: Path, fields: dict[str, Any], *, see
 # ----------------------------------------------------------------------------------------------------
 # Reading the records.
 
+def row_label(record: dict[str, Any]) -> str:
+    """A record's row as the tables and the figure name it: the row, and for otlib's ENOT the expectile τ and
+    weight λ where they are not the paper's (``ENOT (τ = 0.99, λ = 1)``), so that a record that varies them is
+    not read as the paper's setting."""
+    if record["row"] != "ENOT":
+        return record["row"]
+    from otlib.enot2024.enot import paper_hd_config
+
+    paper, method = paper_hd_config(), record["config"]["method"]
+    changed = [f"{symbol} = {method[field]:g}" for field, symbol in (("tau", "τ"), ("lam", "λ"))
+               if method.get(field, getattr(paper, field)) != getattr(paper, field)]
+    return f"ENOT ({', '.join(changed)})" if changed else "ENOT"
+
+
 def load_records(folder: Optional[Path] = None) -> list[dict[str, Any]]:
-    """Every ``records/*.json`` record, sorted by row, D and budget."""
+    """Every ``records/*.json`` record, sorted by row (:func:`row_label`), D and budget."""
     folder = Path(folder or records_dir())
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    return sorted(records, key=lambda r: (r["row"], r["dim"], _schedule(r), r["name"]))
+    return sorted(records, key=lambda r: (row_label(r), r["dim"], _schedule(r), r["name"]))
 
 
 def paper_cells(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One cell per record: row, D, steps, seeds, wall_s, mean L2-UVP (and std), published, ratio, status."""
+    """One cell per record: row (:func:`row_label`), D, steps (where it ended) and budget (its schedule's length),
+    seeds, wall_s, mean L2-UVP (and std), published, ratio, status."""
     out = []
     for r in records:
         values = (r.get("final") or {}).get("l2_uvp") or []
@@ -451,7 +466,8 @@ def paper_cells(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         mean = mean if ok else math.nan
         published = r.get("published")
         width = r["config"]["method"].get("hidden") or r["config"]["method"].get("widths")
-        out.append({"row": r["row"], "dim": r["dim"], "steps": r["steps"], "seeds": r["config"]["seeds"],
+        out.append({"row": row_label(r), "dim": r["dim"], "steps": r["steps"], "budget": _schedule(r),
+                    "seeds": r["config"]["seeds"],
                     "wall_s": round(r["wall_s"], 1), "cpu_s": round(r.get("cpu_s") or 0.0, 1),
                     "l2_uvp": None if math.isnan(mean) else round(mean, 4),
                     "std": None if math.isnan(std) else round(std, 4), "published": published,
@@ -520,20 +536,20 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
 
 
 def paper_table(records: Sequence[dict[str, Any]]):
-    """The recorded cells as a DataFrame: ours (mean ± std over seeds), published, ratio, steps of the
-    budget, wall time, width, status and machine."""
+    """The recorded cells as a DataFrame: ours (mean ± std over seeds), published, ratio, the budget (the cosine
+    schedule's length) and the step the run ended at, wall time, width, status and machine."""
     import pandas as pd
 
     rows = []
     for c in paper_cells(records):
         rows.append({"row": c["row"], "D": c["dim"], "ours L2-UVP (%)": _ours(c), "published (%)": c["published"],
-                     "ratio": c["ratio"], "steps": c["steps"], "seeds": c["seeds"],
+                     "ratio": c["ratio"], "budget (steps)": c["budget"], "steps": c["steps"], "seeds": c["seeds"],
                      "wall (min)": round(c["wall_s"] / 60, 1), "CPU (min)": round(c["cpu_s"] / 60, 1),
                      "width": "x".join(map(str, c["width"] or [])) or "rule",
                      "status": c["status"] if not c["stop_reason"] else f"{c['status']}: {c['stop_reason']}",
                      "machine": c["machine"]})
-    columns = ["row", "D", "ours L2-UVP (%)", "published (%)", "ratio", "steps", "seeds", "wall (min)", "CPU (min)",
-               "width", "status", "machine"]
+    columns = ["row", "D", "ours L2-UVP (%)", "published (%)", "ratio", "budget (steps)", "steps", "seeds",
+               "wall (min)", "CPU (min)", "width", "status", "machine"]
     return pd.DataFrame(rows, columns=columns).set_index(["row", "D"])
 
 
@@ -557,25 +573,28 @@ def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[S
     from otlib.w2bench.figures import plain_log_axis
 
     dims = sorted({r["dim"] for r in records} if dims is None else set(dims))
-    rows = sorted({r["row"] for r in records})
+    rows = sorted({row_label(r) for r in records})
     colors = {row: f"C{i % 10}" for i, row in enumerate(rows)}
     fig, axes = plt.subplots(1, max(len(dims), 1), figsize=(3.4 * max(len(dims), 1), 3.9), squeeze=False,
                              layout="constrained")
     # A row recorded with several schedules: one line style per schedule length, the same in every panel.
-    schedules = {row: sorted({_schedule(r) for r in records if r["row"] == row}) for row in rows}
+    schedules = {row: sorted({_schedule(r) for r in records if row_label(r) == row}) for row in rows}
     handles: dict[str, Any] = {}
     for ax, dim in zip(axes[0], dims):
+        published = set()  # one line per row: its variants (other τ, λ) share the row's published value
         for r in (r for r in records if r["dim"] == dim):
+            row = row_label(r)
             hist = [(h.get(clock) or 0.0, _mean(h["l2_uvp"])) for h in r["history"]]
             hist = [(t, v) for t, v in hist if t > 0 and math.isfinite(v) and v > 0]
-            steps = schedules[r["row"]]
-            label = r["row"] if len(steps) == 1 else f"{r['row']}, {_schedule(r):,}-step schedule"
+            steps = schedules[row]
+            label = row if len(steps) == 1 else f"{row}, {_schedule(r):,}-step schedule"
             style = _SCHEDULE_STYLES[steps.index(_schedule(r)) % len(_SCHEDULE_STYLES)]
             if hist:
-                (line,) = ax.plot(*zip(*hist), marker="o", ms=2.5, lw=1.2, color=colors[r["row"]], ls=style)
+                (line,) = ax.plot(*zip(*hist), marker="o", ms=2.5, lw=1.2, color=colors[row], ls=style)
                 handles.setdefault(label, line)
-            if r.get("published"):
-                ax.axhline(r["published"], color=colors[r["row"]], ls="--", lw=0.9)
+            if r.get("published") and (r["row"], r["published"]) not in published:
+                published.add((r["row"], r["published"]))
+                ax.axhline(r["published"], color=colors[row], ls="--", lw=0.9)
         ax.set_xscale("log")
         ax.set_yscale("log")
         plain_log_axis(ax.xaxis)
