@@ -581,7 +581,9 @@ def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[S
     schedules = {row: sorted({_schedule(r) for r in records if row_label(r) == row}) for row in rows}
     handles: dict[str, Any] = {}
     for ax, dim in zip(axes[0], dims):
-        published = set()  # one line per row: its variants (other τ, λ) share the row's published value
+        # One line per value: ENOT's variants (other τ, λ) and OTT-JAX's ENOT share ENOT's published value, drawn
+        # in the colour of the first row to name it (the rows are sorted, so ENOT's).
+        published = set()
         for r in (r for r in records if r["dim"] == dim):
             row = row_label(r)
             hist = [(h.get(clock) or 0.0, _mean(h["l2_uvp"])) for h in r["history"]]
@@ -592,8 +594,8 @@ def plot_time_to_accuracy(records: Sequence[dict[str, Any]], *, dims: Optional[S
             if hist:
                 (line,) = ax.plot(*zip(*hist), marker="o", ms=2.5, lw=1.2, color=colors[row], ls=style)
                 handles.setdefault(label, line)
-            if r.get("published") and (r["row"], r["published"]) not in published:
-                published.add((r["row"], r["published"]))
+            if r.get("published") and r["published"] not in published:
+                published.add(r["published"])
                 ax.axhline(r["published"], color=colors[row], ls="--", lw=0.9)
         ax.set_xscale("log")
         ax.set_yscale("log")
