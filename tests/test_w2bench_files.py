@@ -151,7 +151,9 @@ def test_part_file_of_a_killed_download_is_removed_by_the_next(w2bench_shared: P
     stall.daemon_threads = True
     threading.Thread(target=stall.serve_forever, daemon=True).start()
     try:
-        code = ("import sys; from otlib.core.files import download; "
+        # The child takes SIGHUP's default action: under nohup it would inherit SIGHUP ignored and outlive it.
+        code = ("import signal, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+                "from otlib.core.files import download; "
                 "download(sys.argv[1], sys.argv[2], sha256='0' * 64, progress=False)")
         proc = subprocess.Popen([sys.executable, "-c", code, f"http://127.0.0.1:{stall.server_address[1]}/x",
                                  str(default_dir / "2_v1.pt")], cwd=Path(files.__file__).parents[2],
