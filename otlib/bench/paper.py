@@ -160,17 +160,25 @@ def _use_shared_benchmark_files() -> None:
         os.environ["OTLIB_DATA_DIR"] = str(folder)
 
 
+def _enot_overrides(row: str, hidden: Optional[Sequence[int]], tau: Optional[float],
+                    lam: Optional[float]) -> dict[str, Any]:
+    """The given ``hidden``, ``tau`` and ``lam`` as :func:`otlib.enot2024.enot.paper_hd_config` overrides;
+    refused for any row but otlib's ENOT."""
+    overrides = {k: v for k, v in (("hidden", tuple(hidden) if hidden else None), ("tau", tau), ("lam", lam))
+                 if v is not None}
+    if overrides and row != "ENOT":
+        raise ValueError(f"--{'/--'.join(overrides)} apply to otlib's ENOT only (W2OT's widths follow its rule "
+                         f"[2b, 2b, b], b = max(D, 32); the peer keeps OTT-JAX's defaults)")
+    return overrides
+
+
 def _build(row: str, bench: Any, *, steps: int, hidden: Optional[Sequence[int]], n_eval: int,
            tau: Optional[float] = None, lam: Optional[float] = None):
     """The method of ``row`` at the papers' settings, its schedule spread over ``steps``; ``hidden``, ``tau``
     and ``lam`` replace ENOT's (:func:`otlib.enot2024.enot.paper_hd_config`) where given."""
     if row not in RECORD_ROWS:
         raise ValueError(f"unknown row {row!r}; choose from {list(RECORD_ROWS)}")
-    overrides = {k: v for k, v in (("hidden", tuple(hidden) if hidden else None), ("tau", tau), ("lam", lam))
-                 if v is not None}
-    if overrides and row != "ENOT":
-        raise ValueError(f"--{'/--'.join(overrides)} apply to otlib's ENOT only (W2OT's widths follow its rule "
-                         f"[2b, 2b, b], b = max(D, 32); the peer keeps OTT-JAX's defaults)")
+    overrides = _enot_overrides(row, hidden, tau, lam)
     if row == "ENOT":
         from otlib.enot2024 import enot as enot_method
 
@@ -315,8 +323,7 @@ def run_record(row: str, dim: int, *, seeds: int = 2, seed: int = 0, hidden: Opt
     (one stopped at its wall-time cap goes on when ``max_wall_s`` is larger). :data:`PEER_ROW` trains
     OTT-JAX's ``ExpectileNeuralDual`` (:func:`_run_peer`).
     """
-    if row == PEER_ROW and (hidden or tau is not None or lam is not None):
-        raise ValueError("--hidden, --tau and --lam apply to otlib's ENOT only (the peer keeps OTT-JAX's defaults)")
+    _enot_overrides(row, hidden, tau, lam)  # refuse misplaced settings before loading anything
     _use_shared_benchmark_files()
     family = "ENOT" if row.startswith("ENOT") else "W2OT"
     steps = int(max_steps or _PAPER_STEPS[family])
