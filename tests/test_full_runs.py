@@ -63,3 +63,22 @@ def test_no_run_says_how_to_make_one(places, capsys, monkeypatch):
     monkeypatch.setattr(full_runs, "results_dir", lambda *parts: places.joinpath("results", *parts))
     assert full_runs.main(["nb"]) == 2
     assert "python -m otlib.reproduce --profile full --only nb" in capsys.readouterr().err
+
+
+def test_a_run_kept_in_parts_keeps_each_part_beside_the_others(places):
+    for part in ("rings", "swiss"):
+        run = _fake_run(places / "results" / part)
+        path = full_runs.keep_run("nb", run, part=part)
+        assert path == places / "records" / "full" / "nb" / f"{part}.json"
+        assert json.loads(path.read_text())["part"] == part
+        assert (places / "figures" / "full" / "nb" / part / "map.png").exists()
+    assert full_runs.kept_parts("nb") == ["rings", "swiss"] and full_runs.kept_parts("other") == []
+    assert full_runs.load_full_run("nb", "swiss")["tables"]["distances"].loc["square", "ours"] == 21.15
+    assert full_runs.load_full_run("nb") is None  # a whole-run record is another file
+
+
+def test_a_part_that_cannot_name_a_file_is_refused(places, capsys):
+    run = _fake_run(places / "run")
+    assert full_runs.main(["nb", "--run", str(run), "--part", "../x"]) == 2
+    assert "letters, digits" in capsys.readouterr().err
+    assert not (places / "records" / "full").exists()
