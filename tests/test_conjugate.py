@@ -130,7 +130,7 @@ def test_working_sets_do_not_change_the_iterates(name, quadratic):
     f, y, _, _ = quadratic
     solver = SOLVERS[name]
     one_by_one = jax.jit(jax.vmap(lambda y: solver.solve(f, y, y)))(y)
-    for shrink in ((), (4, 16)):
+    for shrink in ((), conjugate.SHRINK, conjugate.SHRINK_LARGE_BATCH):
         batch = jax.jit(lambda y: conjugate.conjugates(solver, f, y, shrink=shrink))(y)
         same = np.asarray(batch.num_iter == one_by_one.num_iter)
         assert same.mean() >= 0.95 and int(jnp.abs(batch.num_iter - one_by_one.num_iter).max()) <= 1
@@ -138,6 +138,14 @@ def test_working_sets_do_not_change_the_iterates(name, quadratic):
         assert bool(batch.converged.all()) and bool(one_by_one.converged.all())
     with pytest.raises(ValueError, match="divisors"):
         conjugate.conjugates(solver, f, y, shrink=(0,))
+
+
+def test_the_training_step_working_sets_grow_deeper_for_large_batches():
+    # HD (1024) and the quick 2-D profile (256) keep the sets measured at batch 1024; the 2-D full profile's
+    # batch of 10 000 gets three levels, down to 19 rows.
+    assert conjugate.shrink_for(1024) == conjugate.shrink_for(conjugate.LARGE_BATCH) == conjugate.SHRINK
+    assert conjugate.shrink_for(10_000) == conjugate.SHRINK_LARGE_BATCH
+    assert [10_000 // d for d in conjugate.SHRINK_LARGE_BATCH] == [1250, 156, 19]
 
 
 def test_bad_settings_are_refused_with_the_choices():

@@ -337,7 +337,7 @@ def w2ot(config: W2OTConfig, sample_source: Sampler, sample_target: Sampler, *, 
             x_hat, iterations, converged = x_init, jnp.zeros(()), jnp.ones(())
         else:
             result = solve_conjugates(config, solver, lambda z: f_apply(state.theta, z), y, x_init,
-                                      shrink=conjugate.SHRINK)
+                                      shrink=conjugate.shrink_for(config.batch_size))
             x_hat, iterations = result.x, jnp.mean(result.num_iter.astype(jnp.float32))
             converged = jnp.mean(result.converged.astype(jnp.float32))
         params = (state.theta, state.phi)

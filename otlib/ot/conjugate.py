@@ -44,7 +44,8 @@ import jax.numpy as jnp
 import optax
 
 __all__ = ["ConjugateResult", "ConjugateSolver", "LBFGS", "LBFGSWolfe", "Adam", "LINE_SEARCHES", "LBFGS_PAPER",
-           "LBFGS_BACKTRACKING", "LBFGS_HIGH_PRECISION", "LBFGS_WOLFE", "ADAM_PAPER", "SOLVERS", "SHRINK", "solver",
+           "LBFGS_BACKTRACKING", "LBFGS_HIGH_PRECISION", "LBFGS_WOLFE", "ADAM_PAPER", "SOLVERS", "SHRINK",
+           "SHRINK_LARGE_BATCH", "LARGE_BATCH", "shrink_for", "solver",
            "conjugates", "best_of", "normalized_traces"]
 
 Potential = Callable[[jax.Array], jax.Array]
@@ -170,11 +171,24 @@ def _check(gtol: float, max_iter: int) -> None:
 # The shared loop: ticks until every target has stopped, on shrinking working sets.
 
 SHRINK: tuple[int, ...] = (4, 16)
-"""Working sets for a solve compiled once and run many times (the W2OT training step passes them to
-:func:`conjugates`): once at most n/4 targets are still going, they go on as a set of n/4 rows, then n/16.
-Each level adds one more copy of the tick to the compiled program, so a solve that runs once (an
-evaluation, a figure) is better off without them. The results are the same for any choice; the timings
-behind (4, 16) are in ``docs/performance.md``."""
+"""Working sets for a solve compiled once and run many times (the W2OT training step passes
+:func:`shrink_for` of its batch to :func:`conjugates`): once at most n/4 targets are still going, they go on
+as a set of n/4 rows, then n/16. Each level adds one more copy of the tick to the compiled program, so a
+solve that runs once (an evaluation, a figure) is better off without them. The results are the same for any
+choice; the timings behind (4, 16) (batch 1024) are in ``docs/performance.md``."""
+
+SHRINK_LARGE_BATCH: tuple[int, ...] = (8, 64, 512)
+"""The working sets above :data:`LARGE_BATCH` targets (n/8, n/64, n/512): at the 2-D full profile's
+batch of 10 000 the slowest few targets of a step take many more iterations than the rest, and ticking
+them on n/16 = 625 rows cost 1.8x the step time of these sets (``docs/performance.md``)."""
+
+LARGE_BATCH = 4096
+
+
+def shrink_for(n: int) -> tuple[int, ...]:
+    """The working sets for a batch of ``n`` targets solved at every training step: :data:`SHRINK` up to
+    :data:`LARGE_BATCH` targets, :data:`SHRINK_LARGE_BATCH` above."""
+    return SHRINK_LARGE_BATCH if n > LARGE_BATCH else SHRINK
 
 
 def _going(solver: ConjugateSolver, it: _Iterate) -> jax.Array:
@@ -214,7 +228,7 @@ def conjugates(solver: ConjugateSolver, f: Potential, y: jax.Array, x_init: Opti
     """Solve the conjugate of every row of ``y`` (n, D), warm-started from the rows of ``x_init`` (or ``y``).
 
     ``shrink`` lists the divisors of n that give the working sets; the default ``()`` ticks the whole batch
-    until every target is done, and :data:`SHRINK` is the choice for a solve run many times. The results do
+    until every target is done, and :func:`shrink_for` is the choice for a solve run many times. The results do
     not depend on it (module docstring).
     """
     x0 = y if x_init is None else x_init
