@@ -180,7 +180,7 @@ choice; the timings behind (4, 16) (batch 1024) are in ``docs/performance.md``."
 SHRINK_LARGE_BATCH: tuple[int, ...] = (8, 64, 512)
 """The working sets above :data:`LARGE_BATCH` targets (n/8, n/64, n/512): at the 2-D full profile's
 batch of 10 000 the slowest few targets of a step take many more iterations than the rest, and ticking
-them on n/16 = 625 rows cost 1.8x the step time of these sets (``docs/performance.md``)."""
+them on n/16 = 625 rows is slower than going on down to n/512 (timings in ``docs/performance.md``)."""
 
 LARGE_BATCH = 4096
 
